@@ -1,0 +1,82 @@
+"""The error family: the type of an error decides whether its job is retried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IngestError(Exception):
+    """Something went wrong in ingest."""
+
+    def __init__(self, message: str | None = None, **context: Any) -> None:
+        self.message = message or (self.__doc__ or type(self).__name__).strip()
+        self.context = context
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(IngestError):
+    """The configuration is invalid."""
+
+
+class UsageError(IngestError):
+    """The command line is invalid."""
+
+
+class MigrationError(IngestError):
+    """The database schema cannot be migrated."""
+
+
+# --- errors while working a job -------------------------------------------------------
+
+
+class RetryableError(IngestError):
+    """A passing failure: the job is tried again later."""
+
+    def __init__(self, message: str | None = None, *, delay: float | None = None, **context: Any):
+        super().__init__(message, **context)
+        self.delay = delay
+
+
+class TerminalError(IngestError):
+    """A failure that trying again cannot fix: the job is dead at once."""
+
+
+class VendorUnavailable(RetryableError):
+    """The vendor did not answer, or answered with a server error."""
+
+
+class RateLimited(RetryableError):
+    """The vendor asked us to slow down (429)."""
+
+
+class ExportPending(RetryableError):
+    """The export is not finished before the deadline; it goes on at the vendor."""
+
+
+class ExportFailed(RetryableError):
+    """The vendor reported the export as failed."""
+
+
+class BadPayload(RetryableError):
+    """The vendor's answer could not be parsed or does not have the documented shape."""
+
+
+class CapacityExhausted(RetryableError):
+    """No export slot is free at the vendor right now."""
+
+
+class VendorRejected(TerminalError):
+    """The vendor refused the request as invalid (4xx)."""
+
+    def __init__(self, message: str | None = None, *, status: int = 400, code: str | None = None,
+                 **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
+        self.code = code
+
+
+class AuthError(TerminalError):
+    """The vendor refused our credentials (401/403): check the configured token."""
