@@ -14,6 +14,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ingest.errors import ConfigError
 
 ENV_PREFIX = "INGEST_"
+ANGUS_METRICS = (
+    "passing_by",
+    "interested",
+    "stop_time",
+    "attention_time",
+    "gender",
+    "category",
+    "satisfaction",
+)
 
 
 class LogFormat(StrEnum):
@@ -61,64 +70,167 @@ class Settings(BaseSettings):
     )
 
     # --- database -----------------------------------------------------------------------
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    database_pool_size: int = Field(default=5, ge=2, le=100)
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        description="target PostgreSQL (15 or newer)",
+    )
+    database_pool_size: int = Field(
+        default=5, ge=2, le=100, description="connections in the worker's pool"
+    )
 
     # --- VidiCenter ---------------------------------------------------------------------
-    vidicenter_url: str = "https://vidicenter.quividi.com"
-    vidicenter_username: str | None = None
-    vidicenter_token: SecretStr | None = None
-    vidicenter_locations: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    vidicenter_max_exports: int = Field(default=3, ge=1, le=3)
-    vidicenter_calls_per_minute: int = Field(default=50, ge=1, le=50)
-    vidicenter_max_connections: int = Field(default=2, ge=1, le=2)
-    vidicenter_locations_per_export: int = Field(default=20, ge=1, le=500)
-    vidicenter_poll_initial_s: float = Field(default=3.0, gt=0)
-    vidicenter_poll_max_s: float = Field(default=30.0, gt=0)
-    vidicenter_export_deadline_s: float = Field(default=3600.0, gt=0)
-    vidicenter_rebuilds_after_failure: int = Field(default=2, ge=0, le=10)
-    vidicenter_locations_refresh_s: float = Field(default=3600.0, gt=0)
+    vidicenter_url: str = Field(
+        default="https://vidicenter.quividi.com",
+        description="VidiCenter base URL; must be https:// unless the host is loopback",
+    )
+    vidicenter_username: str | None = Field(
+        default=None, description="VidiCenter user; VidiCenter is not scheduled while unset"
+    )
+    vidicenter_token: SecretStr | None = Field(
+        default=None, description="VidiCenter API token (secret: never logged)"
+    )
+    vidicenter_locations: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated location ids, or `all` for every active location",
+    )
+    vidicenter_max_exports: int = Field(
+        default=3,
+        ge=1,
+        le=3,
+        description="exports running at once at the vendor, across all workers (vendor limit: 3)",
+    )
+    vidicenter_calls_per_minute: int = Field(
+        default=50,
+        ge=1,
+        le=50,
+        description="API calls a minute, across all workers (vendor limit: 50)",
+    )
+    vidicenter_max_connections: int = Field(
+        default=2, ge=1, le=2, description="simultaneous connections (vendor limit: 2)"
+    )
+    vidicenter_locations_per_export: int = Field(
+        default=20, ge=1, le=500, description="most locations sent together in one export"
+    )
+    vidicenter_poll_initial_s: float = Field(
+        default=3.0, gt=0, description="first wait between polls of an export, in seconds"
+    )
+    vidicenter_poll_max_s: float = Field(
+        default=30.0, gt=0, description="longest wait between polls of an export, in seconds"
+    )
+    vidicenter_export_deadline_s: float = Field(
+        default=3600.0, gt=0, description="how long to poll one export before trying again later"
+    )
+    vidicenter_rebuilds_after_failure: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="rebuilds (force_rebuild) of a failed export before its jobs are dead",
+    )
+    vidicenter_locations_refresh_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how often `ingest run` refreshes the list when LOCATIONS=all",
+    )
     vidicenter_schedule: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["viewers:1h", "ots:1h"]
+        default_factory=lambda: ["viewers:1h", "ots:1h"],
+        description="what `ingest run` keeps up to date: DATA_TYPE:RESOLUTION pairs",
     )
 
     # --- Angus.ai -----------------------------------------------------------------------
-    angus_console_url: str = "https://console.angus.ai"
-    angus_data_url: str = "https://data.angus.ai"
-    angus_streams: Annotated[list[AngusStream], NoDecode] = Field(default_factory=list)
-    angus_metrics: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [
-            "passing_by", "interested", "stop_time", "attention_time",
-            "gender", "category", "satisfaction",
-        ]
+    angus_console_url: str = Field(
+        default="https://console.angus.ai", description="Angus token host"
     )
-    angus_resolution: Literal["by_hour", "by_day", "global"] = "by_hour"
-    angus_max_concurrency: int = Field(default=3, ge=1, le=20)
-    angus_token_margin_s: float = Field(default=300.0, ge=0)
-    angus_max_pages: int = Field(default=1000, ge=1)
+    angus_data_url: str = Field(default="https://data.angus.ai", description="Angus data host")
+    angus_streams: Annotated[list[AngusStream], NoDecode] = Field(
+        default_factory=list,
+        description='JSON list of {"username", "client_id", "access_token"} (secrets)',
+    )
+    angus_metrics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(ANGUS_METRICS),
+        description="Angus metrics to fetch, comma-separated",
+    )
+    angus_resolution: Literal["by_hour", "by_day", "global"] = Field(
+        default="by_hour",
+        description="Angus time bucket `ingest run` fetches: by_hour, by_day or global",
+    )
+    angus_max_concurrency: int = Field(default=3, ge=1, le=20, description="Angus requests at once")
+    angus_token_margin_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="fetch a new Angus token this many seconds before it expires",
+    )
+    angus_max_pages: int = Field(
+        default=1000, ge=1, description="pages of one Angus answer before it is treated as a loop"
+    )
 
     # --- HTTP ---------------------------------------------------------------------------
-    http_timeout_s: float = Field(default=60.0, gt=0)
-    http_retries: int = Field(default=4, ge=0, le=20)
+    http_timeout_s: float = Field(
+        default=60.0, gt=0, description="timeout of one HTTP request, in seconds"
+    )
+    http_retries: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        description="retries of one call after a 5xx, a 429 or a network error",
+    )
 
     # --- jobs and worker ----------------------------------------------------------------
-    job_max_attempts: int = Field(default=5, ge=1, le=100)
-    job_lease_s: float = Field(default=300.0, ge=5)
-    job_retry_base_s: float = Field(default=30.0, ge=0)
-    job_retry_max_s: float = Field(default=3600.0, ge=0)
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
-    worker_idle_poll_s: float = Field(default=5.0, gt=0)
-    schedule_interval_s: float = Field(default=900.0, gt=0)
-    schedule_lookback_days: int = Field(default=2, ge=0, le=366)
-    schedule_reingest_days: int = Field(default=2, ge=0, le=31)
-    shutdown_grace_s: float = Field(default=30.0, ge=0)
-    day_timezone: str = "UTC"
+    job_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="tries of a job before it is dead"
+    )
+    job_lease_s: float = Field(
+        default=300.0,
+        ge=5,
+        description="a claimed job is taken over by another worker after this long without a heartbeat",
+    )
+    job_retry_base_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="first wait before a failed job is tried again (doubles each try)",
+    )
+    job_retry_max_s: float = Field(
+        default=3600.0, ge=0, description="longest wait before a failed job is tried again"
+    )
+    worker_idle_poll_s: float = Field(
+        default=5.0, gt=0, description="how often an idle worker looks for due jobs, in seconds"
+    )
+    schedule_interval_s: float = Field(
+        default=900.0, gt=0, description="how often `ingest run` enqueues recent days, in seconds"
+    )
+    schedule_lookback_days: int = Field(
+        default=2,
+        ge=0,
+        le=366,
+        description="`ingest run` keeps this many days before today up to date",
+    )
+    schedule_reingest_days: int = Field(
+        default=2,
+        ge=0,
+        le=31,
+        description="closed days ingested again (force_rebuild) to pick up late uploads",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, seconds to wait for running jobs before handing them back",
+    )
+    day_timezone: str = Field(
+        default="UTC", description="time zone of a job's day for Angus windows (IANA name)"
+    )
 
     # --- health, metrics, logs ----------------------------------------------------------
-    http_host: str = "0.0.0.0"
-    http_port: int = Field(default=8080, ge=0, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: LogFormat = LogFormat.auto
+    http_host: str = Field(
+        default="0.0.0.0", description="address of the health and metrics server of `ingest run`"
+    )
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="port of the health and metrics server (0 = off)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug, info, warning or error"
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.auto, description="auto (JSON unless a terminal), json or console"
+    )
 
     @field_validator("vidicenter_url")
     @classmethod

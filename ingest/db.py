@@ -1,0 +1,124 @@
+"""The asyncpg pool and the migration runner."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from ingest.errors import MigrationError
+
+log = structlog.get_logger(__name__)
+
+# One key for every process that migrates this database: they take turns.
+MIGRATION_LOCK_KEY = 0x696E6765_7374  # "ingest"
+_NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations_dir() -> Path:
+    """The migrations of this installation: packaged in a wheel, or the checkout's folder."""
+    packaged = Path(str(importlib.resources.files("ingest"))) / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def load_migrations(folder: Path | None = None) -> list[Migration]:
+    """Every numbered `.sql` file of the folder, in order; refuses gaps and duplicates."""
+    folder = folder or migrations_dir()
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file {path.name!r} is not named NNN_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migrations are numbered {version}")
+        found[version] = Migration(version, path.name, path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+async def create_pool(database_url: str, *, max_size: int = 5) -> asyncpg.Pool:
+    """A pool whose connections carry the application name, for pg_stat_activity."""
+    pool = await asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"application_name": "ingest"},
+        command_timeout=300,
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply pending migrations, each in its own transaction; returns the names applied.
+
+    An advisory lock makes concurrent runs take turns, so each file is applied once.
+    """
+    migrations = load_migrations() if migrations is None else migrations
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(
+            """
+            CREATE SCHEMA IF NOT EXISTS ingest;
+            CREATE TABLE IF NOT EXISTS ingest.schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """
+        )
+        applied = {
+            r["version"]: r
+            for r in await conn.fetch("SELECT version, name, checksum FROM ingest.schema_migrations")
+        }
+        for m in migrations:
+            if m.version in applied and applied[m.version]["checksum"] != m.checksum:
+                raise MigrationError(
+                    f"migration {m.name} was changed after it was applied "
+                    f"(checksum {applied[m.version]['checksum'][:12]}, file {m.checksum[:12]}); "
+                    "add a new migration instead of editing an applied one"
+                )
+        done = []
+        for m in migrations:
+            if m.version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO ingest.schema_migrations (version, name, checksum) "
+                    "VALUES ($1, $2, $3)",
+                    m.version, m.name, m.checksum,
+                )
+            log.info("migrate.applied", migration=m.name)
+            done.append(m.name)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
+    """Names of migrations not yet applied (all of them on an empty database)."""
+    exists = await conn.fetchval("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
+    applied: set[int] = set()
+    if exists:
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM ingest.schema_migrations")}
+    return [m.name for m in load_migrations() if m.version not in applied]
