@@ -1,0 +1,1 @@
+"""Pure normalizers: a vendor's payload → rows for the database, nothing else."""
