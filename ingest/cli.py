@@ -59,22 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     bf = sub.add_parser("backfill", help="enqueue and work a range of days for one vendor")
     bf.add_argument("--vendor", required=True, choices=["vidicenter", "angus"])
     bf.add_argument("--data-type", help="VidiCenter data type (viewers, ots, gate, ...)")
-    bf.add_argument("--resolution", help="time resolution (VidiCenter: 1h, finest, ...; "
-                    "Angus: by_hour, by_day, global)")
+    bf.add_argument(
+        "--resolution",
+        help="time resolution (VidiCenter: 1h, finest, ...; Angus: by_hour, by_day, global)",
+    )
     bf.add_argument("--from", dest="first", required=True, type=_day, metavar="DAY")
     bf.add_argument("--to", dest="last", required=True, type=_day, metavar="DAY")
     bf.add_argument("--locations", type=_ids, help="location ids, e.g. 1,2,3")
     bf.add_argument("--sites", type=_ids, help="site ids")
     bf.add_argument("--location-tags", type=_ids, help="location tag ids")
     bf.add_argument("--site-tags", type=_ids, help="site tag ids")
-    bf.add_argument("--group-by-demographics", action="store_true",
-                    help="aggregated viewers by gender and age")
+    bf.add_argument(
+        "--group-by-demographics", action="store_true", help="aggregated viewers by gender and age"
+    )
     bf.add_argument("--content-ids", help="content ids for viewers_apc and proof of play")
-    bf.add_argument("--extrapolation-amount", help="locations to extrapolate to (extrapolated types)")
-    bf.add_argument("--streams", type=_names, help="Angus stream client_ids (default: all configured)")
+    bf.add_argument(
+        "--extrapolation-amount", help="locations to extrapolate to (extrapolated types)"
+    )
+    bf.add_argument(
+        "--streams", type=_names, help="Angus stream client_ids (default: all configured)"
+    )
     bf.add_argument("--force", action="store_true", help="re-ingest days already done")
-    bf.add_argument("--enqueue-only", action="store_true",
-                    help="only enqueue; a running `ingest run` does the work")
+    bf.add_argument(
+        "--enqueue-only",
+        action="store_true",
+        help="only enqueue; a running `ingest run` does the work",
+    )
 
     run = sub.add_parser("run", help="the long-running worker")
     run.add_argument("--once", action="store_true", help="drain what is due and exit")
@@ -117,7 +127,8 @@ async def require_migrated(pool: asyncpg.Pool) -> None:
         pending = await db.pending_migrations(conn)
     if pending:
         raise ConfigError(
-            f"the database lacks {len(pending)} migration(s) ({pending[0]}...): run `ingest migrate`"
+            f"the database lacks {len(pending)} migration(s) ({pending[0]}...): "
+            "run `ingest migrate`"
         )
 
 
@@ -184,4 +195,3 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "simulate":
         return await commands.simulate(args)
     raise UsageError(f"unknown command {command!r}")
-

@@ -7,13 +7,18 @@ import importlib.resources
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import asyncpg
+import asyncpg.pool
 import structlog
 
 from ingest.errors import MigrationError
 
 log = structlog.get_logger(__name__)
+
+# A connection of its own or one borrowed from the pool: both run statements alike.
+Connection: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 # One key for every process that migrates this database: they take turns.
 MIGRATION_LOCK_KEY = 0x696E6765_7374  # "ingest"
@@ -67,7 +72,7 @@ async def create_pool(database_url: str, *, max_size: int = 5) -> asyncpg.Pool:
     return pool
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def migrate(conn: Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply pending migrations, each in its own transaction; returns the names applied.
 
     An advisory lock makes concurrent runs take turns, so each file is applied once.
@@ -88,7 +93,9 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
         )
         applied = {
             r["version"]: r
-            for r in await conn.fetch("SELECT version, name, checksum FROM ingest.schema_migrations")
+            for r in await conn.fetch(
+                "SELECT version, name, checksum FROM ingest.schema_migrations"
+            )
         }
         for m in migrations:
             if m.version in applied and applied[m.version]["checksum"] != m.checksum:
@@ -106,7 +113,9 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
                 await conn.execute(
                     "INSERT INTO ingest.schema_migrations (version, name, checksum) "
                     "VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum,
+                    m.version,
+                    m.name,
+                    m.checksum,
                 )
             log.info("migrate.applied", migration=m.name)
             done.append(m.name)
@@ -115,10 +124,12 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
+async def pending_migrations(conn: Connection) -> list[str]:
     """Names of migrations not yet applied (all of them on an empty database)."""
     exists = await conn.fetchval("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
     applied: set[int] = set()
     if exists:
-        applied = {r["version"] for r in await conn.fetch("SELECT version FROM ingest.schema_migrations")}
+        applied = {
+            r["version"] for r in await conn.fetch("SELECT version FROM ingest.schema_migrations")
+        }
     return [m.name for m in load_migrations() if m.version not in applied]

@@ -71,8 +71,14 @@ class CapacityExhausted(RetryableError):
 class VendorRejected(TerminalError):
     """The vendor refused the request as invalid (4xx)."""
 
-    def __init__(self, message: str | None = None, *, status: int = 400, code: str | None = None,
-                 **context: Any) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int = 400,
+        code: str | None = None,
+        **context: Any,
+    ) -> None:
         super().__init__(message, **context)
         self.status = status
         self.code = code

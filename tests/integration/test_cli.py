@@ -9,7 +9,10 @@ def ingest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
     base.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "ingest", *args], env=base, text=True, capture_output=True,
+        [sys.executable, "-m", "ingest", *args],
+        env=base,
+        text=True,
+        capture_output=True,
         timeout=60,
     )
 

@@ -32,8 +32,13 @@ async def test_migrations_apply_to_an_empty_database(empty_db_url: str) -> None:
     finally:
         await conn.close()
     tables = await _tables(empty_db_url)
-    assert {"ingest.jobs", "ingest.schema_migrations", "angus.entities",
-            "vidicenter.viewers", "vidicenter.viewers_finest"} <= tables
+    assert {
+        "ingest.jobs",
+        "ingest.schema_migrations",
+        "angus.entities",
+        "vidicenter.viewers",
+        "vidicenter.viewers_finest",
+    } <= tables
 
 
 async def test_applying_again_is_a_no_op(empty_db_url: str) -> None:
@@ -54,7 +59,7 @@ async def test_an_edited_migration_is_refused(empty_db_url: str, tmp_path: Path)
     try:
         await db.migrate(conn, db.load_migrations(tmp_path))
         (tmp_path / "001_first.sql").write_text("CREATE TABLE ingest.t1 (x bigint);")
-        with pytest.raises(MigrationError, match="001_first.sql was changed"):
+        with pytest.raises(MigrationError, match=r"001_first\.sql was changed"):
             await db.migrate(conn, db.load_migrations(tmp_path))
     finally:
         await conn.close()
@@ -78,8 +83,11 @@ def _ingest_migrate(url: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
     env["INGEST_DATABASE_URL"] = url
     return subprocess.Popen(
-        [sys.executable, "-m", "ingest", "migrate"], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "ingest", "migrate"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -31,7 +31,7 @@ def test_plain_http_vidicenter_url_is_refused_unless_loopback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("INGEST_VIDICENTER_URL", "http://vidicenter.example.com")
-    with pytest.raises(ConfigError, match="^INGEST_VIDICENTER_URL: must be https://"):
+    with pytest.raises(ConfigError, match=r"^INGEST_VIDICENTER_URL: must be https://"):
         load_settings()
     for url in ("http://127.0.0.1:8089", "http://localhost:8089", "http://[::1]:8089"):
         monkeypatch.setenv("INGEST_VIDICENTER_URL", url)
@@ -46,7 +46,9 @@ def test_each_bad_variable_gets_one_line_naming_it(monkeypatch: pytest.MonkeyPat
         load_settings()
     lines = str(info.value).splitlines()
     assert sorted(line.split(":")[0] for line in lines) == [
-        "INGEST_ANGUS_STREAMS", "INGEST_JOB_LEASE_S", "INGEST_VIDICENTER_LOCATIONS",
+        "INGEST_ANGUS_STREAMS",
+        "INGEST_JOB_LEASE_S",
+        "INGEST_VIDICENTER_LOCATIONS",
     ]
 
 

@@ -1,0 +1,99 @@
+"""The vendor call budget shared by every worker process: calls a minute and calls at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class CallBudget:
+    """At most `per_minute` calls in any window and `at_once` calls in flight, per account.
+
+    The calls are recorded in `ingest.vendor_calls`, under an advisory lock, so the
+    budget holds across processes and replicas. The window is a little longer than a
+    minute, so a call that reaches the vendor late still falls in the vendor's minute.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        account: str,
+        *,
+        per_minute: int,
+        at_once: int,
+        window_s: float = 62.0,
+        stale_s: float = 300.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._pool = pool
+        self._account = account
+        self._per_minute = per_minute
+        self._at_once = at_once
+        self._window_s = window_s
+        self._stale_s = stale_s
+        self._sleep = sleep
+        self._local = anyio.Semaphore(at_once)
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        """Wait for room in the budget, hold one place for the call, give it back after."""
+        async with self._local:
+            call_id = await self._reserve()
+            try:
+                yield
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._pool.execute(
+                        "UPDATE ingest.vendor_calls SET finished_at = clock_timestamp()"
+                        " WHERE id = $1",
+                        call_id,
+                    )
+
+    async def _reserve(self) -> int:
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('ingest.calls:' || $1))",
+                    self._account,
+                )
+                row = await conn.fetchrow(
+                    """
+                    SELECT
+                      count(*) FILTER (WHERE started_at > clock_timestamp()
+                                       - make_interval(secs => $2)) AS in_window,
+                      count(*) FILTER (WHERE finished_at IS NULL AND started_at > clock_timestamp()
+                                       - make_interval(secs => $3)) AS in_flight,
+                      extract(epoch FROM min(started_at) FILTER (
+                          WHERE started_at > clock_timestamp() - make_interval(secs => $2))
+                          + make_interval(secs => $2) - clock_timestamp()) AS frees_in
+                    FROM ingest.vendor_calls WHERE account = $1
+                      AND started_at > clock_timestamp() - make_interval(secs => $2 + $3)
+                    """,
+                    self._account,
+                    self._window_s,
+                    self._stale_s,
+                )
+                assert row is not None
+                if row["in_window"] < self._per_minute and row["in_flight"] < self._at_once:
+                    call_id: int = await conn.fetchval(
+                        "INSERT INTO ingest.vendor_calls (account) VALUES ($1) RETURNING id",
+                        self._account,
+                    )
+                    await conn.execute(
+                        "DELETE FROM ingest.vendor_calls WHERE account = $1"
+                        " AND started_at < clock_timestamp() - interval '1 hour'",
+                        self._account,
+                    )
+                    return call_id
+                if row["in_window"] >= self._per_minute:
+                    wait = max(0.05, float(row["frees_in"] or 0.0) + 0.05)
+                else:
+                    wait = 0.1  # another process has a call in flight; it is short
+            log.debug("budget.waiting", account=self._account, wait_s=round(wait, 2))
+            await self._sleep(wait)

@@ -1,0 +1,135 @@
+"""HTTP plumbing shared by the vendor clients: sessions, status mapping, retries."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import anyio
+import structlog
+
+from ingest.delays import backoff
+from ingest.errors import (
+    AuthError,
+    BadPayload,
+    RateLimited,
+    RetryableError,
+    VendorRejected,
+    VendorUnavailable,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+USER_AGENT = "ingest/0.1 (+audience data ingestion)"
+
+
+def new_session(
+    *,
+    max_connections: int,
+    timeout_s: float,
+    trace_configs: list[aiohttp.TraceConfig] | None = None,
+) -> aiohttp.ClientSession:
+    """A session with a connection cap and a total timeout on every request.
+
+    Connections are not kept idle between calls, so open connections never exceed the
+    calls in flight (the vendor counts simultaneous connections).
+    """
+    connector = aiohttp.TCPConnector(limit=max_connections, force_close=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        headers={"User-Agent": USER_AGENT},
+        raise_for_status=False,
+        trace_configs=trace_configs,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    import time
+
+    return max(0.0, when - (now if now is not None else time.time()))
+
+
+def _message(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:200]
+    if isinstance(data, dict):
+        for key in ("message", "detail", "non_field_errors"):
+            if key in data:
+                value = data[key]
+                return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return body[:200]
+
+
+def error_for_status(vendor: str, status: int, body: str, retry_after: str | None) -> Exception:
+    """The error a non-2xx answer stands for: its type decides retrying."""
+    message = f"{vendor} answered {status}: {_message(body)}"
+    if status in (401, 403):
+        return AuthError(message, status=status)
+    if status == 429:
+        return RateLimited(message, delay=parse_retry_after(retry_after))
+    if status == 503:
+        return VendorUnavailable(message, delay=parse_retry_after(retry_after))
+    if status >= 500:
+        return VendorUnavailable(message)
+    if "limit" in message.lower():  # an undocumented 4xx for the export cap: back off
+        return RateLimited(message, delay=parse_retry_after(retry_after))
+    return VendorRejected(message, status=status)
+
+
+def decode_json(vendor: str, body: bytes | str) -> Any:
+    """Parse a JSON body, or fail the job with the reason (not retried by the client)."""
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise BadPayload(f"{vendor} answered a body that is not JSON ({error})") from None
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    retries: int,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Run `attempt`, trying again after passing failures (5xx, 429, network) with backoff."""
+    for n in range(retries + 1):
+        try:
+            return await attempt()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            failure: RetryableError = VendorUnavailable(
+                f"{what}: {type(error).__name__}: {error}".rstrip(": ")
+            )
+        except (VendorUnavailable, RateLimited) as error:
+            failure = error
+        if n == retries:
+            raise failure
+        wait = failure.delay if failure.delay is not None else backoff(n, rng=rng)
+        log.warning(
+            "http.retry_scheduled",
+            what=what,
+            error=str(failure),
+            wait_s=round(wait, 2),
+            attempt=n + 1,
+        )
+        await sleep(wait)
+    raise AssertionError("unreachable")

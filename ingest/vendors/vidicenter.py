@@ -1,0 +1,200 @@
+"""VidiCenter client: the export lifecycle and topology calls; returns raw payloads only."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import anyio
+import structlog
+from pydantic import SecretStr
+
+from ingest.config import is_loopback
+from ingest.errors import BadPayload, ConfigError, ExportFailed, ExportPending
+from ingest.vendors.http import decode_json, error_for_status, with_retries
+
+log = structlog.get_logger(__name__)
+
+VENDOR = "vidicenter"
+
+
+class Budget(Protocol):
+    def call(self) -> Any: ...  # an async context manager around one vendor call
+
+
+def export_query(
+    data_type: str,
+    time_resolution: str,
+    day: date,
+    sources: Mapping[str, Sequence[str]],
+    options: Mapping[str, Any],
+) -> str:
+    """The export's query string, always built the same way: it is the export's identity.
+
+    `force_rebuild` is never part of it: it is added to the first request only.
+    """
+    start = datetime.combine(day, dtime.min)
+    end = start + timedelta(days=1) - timedelta(seconds=1)
+    pairs: list[tuple[str, str]] = [
+        ("data_type", data_type),
+        ("time_resolution", time_resolution),
+        ("start", start.strftime("%Y-%m-%dT%H:%M:%S")),
+        ("end", end.strftime("%Y-%m-%dT%H:%M:%S")),
+    ]
+    for kind in ("locations", "sites", "location_tags", "site_tags"):
+        ids = sources.get(kind)
+        if ids:
+            pairs.append((kind, ",".join(str(i) for i in ids)))
+    if options.get("group_by_demographics"):
+        pairs.append(("group_by_demographics", "1"))
+    if options.get("content_ids"):
+        pairs.append(("content_ids", str(options["content_ids"])))
+    if "extrapolation_amount" in options:
+        amount = options["extrapolation_amount"]
+        pairs.append(("extrapolation_amount", "" if amount is None else str(amount)))
+    return urlencode(pairs, safe=",:")
+
+
+def export_state(payload: Mapping[str, Any]) -> str:
+    """The export's state: the docs call the key `state` and, once, `status`."""
+    state = payload.get("state", payload.get("status"))
+    if not isinstance(state, str):
+        raise BadPayload(f"export answer has no 'state' (keys: {sorted(payload)[:10]})")
+    return state
+
+
+class VidiCenterClient:
+    """Talks to one VidiCenter account; every call goes through the shared budget."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        username: str,
+        token: SecretStr,
+        budget: Budget,
+        retries: int = 4,
+        poll_initial_s: float = 3.0,
+        poll_max_s: float = 30.0,
+        deadline_s: float = 3600.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        on_poll_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "https" and not is_loopback(parts.hostname):
+            # a plain-http call revokes the token at the vendor
+            raise ConfigError("INGEST_VIDICENTER_URL: must be https:// unless the host is loopback")
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._auth = aiohttp.BasicAuth(username, token.get_secret_value())
+        self._budget = budget
+        self._retries = retries
+        self._poll_initial_s = poll_initial_s
+        self._poll_max_s = poll_max_s
+        self._deadline_s = deadline_s
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._on_poll_wait = on_poll_wait
+
+    async def _get_once(self, path: str, query: str) -> Any:
+        url = f"{self._base}{path}" + (f"?{query}" if query else "")
+        async with self._budget.call(), self._session.get(url, auth=self._auth) as resp:
+            body = await resp.read()
+            if resp.status >= 400:
+                raise error_for_status(
+                    VENDOR,
+                    resp.status,
+                    body.decode("utf-8", "replace"),
+                    resp.headers.get("Retry-After"),
+                )
+        return decode_json(VENDOR, body)
+
+    async def get_json(self, path: str, query: str = "") -> Any:
+        """One GET, retried on passing failures; 401/403 and other 4xx are not retried."""
+        return await with_retries(
+            lambda: self._get_once(path, query),
+            what=f"GET {path}",
+            retries=self._retries,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+
+    async def whoami(self) -> str:
+        payload = await self.get_json("/api/v1/whoami/")
+        if not isinstance(payload, dict) or "username" not in payload:
+            raise BadPayload("whoami answer has no 'username'")
+        return str(payload["username"])
+
+    async def list_locations(self) -> list[dict[str, Any]]:
+        return _list_of_objects(await self.get_json("/api/v1/locations/"), "locations")
+
+    async def list_site_locations(self, site_id: str) -> list[dict[str, Any]]:
+        return _list_of_objects(
+            await self.get_json(f"/api/v1/site/{site_id}/locations/"), "site locations"
+        )
+
+    async def run_export(
+        self,
+        query: str,
+        *,
+        force: bool = False,
+        on_started: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """Start (or resume) the export of `query`, poll it until finished, return the answer.
+
+        `force` adds `force_rebuild` to the first request only: the polls that follow
+        must be the plain query, or each of them would start the build again.
+        Raises ExportFailed with the vendor's reason, ExportPending past the deadline.
+        """
+        deadline = self._clock() + self._deadline_s
+        wait = self._poll_initial_s
+        first = True
+        polls = 0
+        while True:
+            sent = query + "&force_rebuild=1" if (first and force) else query
+            payload = await self.get_json("/api/v1/data/", sent)
+            if not isinstance(payload, dict):
+                raise BadPayload("export answer is not a JSON object")
+            state = export_state(payload)
+            if first and on_started is not None:
+                await on_started()
+            first = False
+            if state == "finished":
+                if not isinstance(payload.get("data"), list):
+                    raise BadPayload("finished export has no 'data' list")
+                log.info("export.finished", polls=polls, rows=len(payload["data"]))
+                return payload
+            if state == "failed":
+                reason = payload.get("fail_reason") or "no reason given"
+                raise ExportFailed(f"VidiCenter export failed: {reason}", delay=0)
+            if state not in ("started", "in_progress"):
+                raise BadPayload(f"unknown export state {state!r}")
+            jittered = wait * self._rng.uniform(0.8, 1.2)
+            if self._clock() + jittered > deadline:
+                raise ExportPending(
+                    f"export not finished after {self._deadline_s:.0f} s; it goes on at the vendor"
+                )
+            log.debug("export.poll_scheduled", state=state, wait_s=round(jittered, 2))
+            if self._on_poll_wait is not None:
+                self._on_poll_wait(jittered)
+            await self._sleep(jittered)
+            polls += 1
+            wait = min(self._poll_max_s, wait * 1.6)
+
+
+def _list_of_objects(payload: Any, what: str) -> list[dict[str, Any]]:
+    if isinstance(payload, dict):  # tolerate a paginated envelope, should one appear
+        payload = payload.get("results", payload.get("data"))
+    if not isinstance(payload, list) or not all(isinstance(x, dict) for x in payload):
+        raise BadPayload(f"{what} answer is not a list of objects")
+    return payload

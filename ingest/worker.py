@@ -1,0 +1,139 @@
+"""Working the queue: a few loops per vendor that claim, work and repeat, within the caps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+import asyncpg
+import structlog
+
+from ingest import ledger
+from ingest.errors import AuthError
+from ingest.ledger import Vendor
+from ingest.pipeline import Context, Outcome, max_batch, work_batch
+
+log = structlog.get_logger(__name__)
+
+# the database went away (restart, failover, a terminated connection): wait and carry on
+_DB_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@dataclass
+class VendorState:
+    """Shared by a vendor's loops: set when the vendor refused our credentials."""
+
+    auth_error: AuthError | None = None
+
+
+async def run_batch(ctx: Context, jobs: Sequence[ledger.Job]) -> Outcome:
+    """Work one batch; if cancelled (shutdown), hand its jobs back to the queue untried."""
+    try:
+        return await work_batch(ctx, jobs)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
+            log.info("job.handed_back", jobs=[j.id for j in jobs])
+        raise
+
+
+async def _next_wait(ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None) -> float | None:
+    """Seconds until a job may be claimable; None when the given jobs are all finished."""
+    row = await ctx.pool.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status IN ('pending', 'running')) AS open,
+               extract(epoch FROM least(
+                   min(run_after) FILTER (WHERE status = 'pending'),
+                   min(lease_expires_at) FILTER (WHERE status = 'running')) - now()) AS wait
+        FROM ingest.jobs
+        WHERE vendor = $1 AND ($2::bigint[] IS NULL OR id = ANY($2))
+          AND status IN ('pending', 'running')
+        """,
+        vendor.value,
+        list(only_ids) if only_ids is not None else None,
+    )
+    assert row is not None
+    if only_ids is not None and row["open"] == 0:
+        return None
+    if row["wait"] is None:
+        return ctx.settings.worker_idle_poll_s
+    return max(0.05, min(float(row["wait"]), ctx.settings.worker_idle_poll_s))
+
+
+async def _loop(
+    ctx: Context,
+    vendor: Vendor,
+    state: VendorState,
+    *,
+    only_ids: Sequence[int] | None,
+    until_drained: bool,
+    stop: anyio.Event,
+) -> None:
+    db_wait = 1.0
+    while not stop.is_set() and state.auth_error is None:
+        try:
+            async with ctx.pool.acquire() as conn:
+                jobs = await ledger.claim_batch(
+                    conn,
+                    vendor,
+                    owner=ctx.owner,
+                    lease_s=ctx.settings.job_lease_s,
+                    max_batch=max_batch(ctx, vendor),
+                    only_ids=only_ids,
+                )
+            if jobs:
+                outcome = await run_batch(ctx, jobs)
+                if ctx.on_outcome is not None:
+                    ctx.on_outcome(vendor.value, outcome)
+                if outcome.released:  # no export place free: let the others go first
+                    await anyio.sleep(1.0)
+                db_wait = 1.0
+                continue
+            wait = await _next_wait(ctx, vendor, only_ids)
+            if wait is None:
+                return
+            if not until_drained and only_ids is None:
+                wait = ctx.settings.worker_idle_poll_s if wait <= 0.05 else wait
+            with anyio.move_on_after(wait):
+                await stop.wait()
+            db_wait = 1.0
+        except AuthError as error:
+            state.auth_error = error
+            log.error("vendor.credentials_refused", vendor=vendor.value, error=str(error))
+            return
+        except _DB_DOWN as error:
+            log.warning(
+                "db.unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=db_wait
+            )
+            with anyio.move_on_after(db_wait):
+                await stop.wait()
+            db_wait = min(db_wait * 2, 30.0)
+
+
+async def work_vendor(
+    ctx: Context,
+    vendor: Vendor,
+    *,
+    loops: int,
+    only_ids: Sequence[int] | None = None,
+    until_drained: bool = False,
+    stop: anyio.Event | None = None,
+) -> VendorState:
+    """Run `loops` claim-work loops for the vendor until drained or stopped."""
+    state = VendorState()
+    stop = stop or anyio.Event()
+    async with anyio.create_task_group() as tg:
+        for _ in range(loops):
+            tg.start_soon(
+                lambda: _loop(
+                    ctx, vendor, state, only_ids=only_ids, until_drained=until_drained, stop=stop
+                )
+            )
+    return state

@@ -1,0 +1,56 @@
+import asyncpg
+import pytest
+
+from ingest.budget import CallBudget
+
+
+class Waited(Exception):
+    pass
+
+
+async def test_calls_beyond_the_minute_budget_wait_for_the_window(pool: asyncpg.Pool) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise Waited
+
+    one = CallBudget(pool, "acct", per_minute=3, at_once=2, sleep=sleep)
+    other = CallBudget(pool, "acct", per_minute=3, at_once=2, sleep=sleep)  # another process
+    for budget in (one, one, other):
+        async with budget.call():
+            pass
+    with pytest.raises(Waited):
+        async with other.call():
+            pass
+    assert len(waits) == 1 and 55 < waits[0] <= 62.1
+
+
+async def test_calls_in_flight_in_another_process_count_against_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise Waited
+
+    one = CallBudget(pool, "acct", per_minute=50, at_once=2, sleep=sleep)
+    other = CallBudget(pool, "acct", per_minute=50, at_once=2, sleep=sleep)
+    async with one.call(), one.call():
+        with pytest.raises(Waited):
+            async with other.call():
+                pass
+    assert waits and waits[0] < 1
+    async with other.call():  # both finished: room again
+        pass
+
+
+async def test_accounts_have_separate_budgets(pool: asyncpg.Pool) -> None:
+    a = CallBudget(pool, "a", per_minute=1, at_once=1)
+    b = CallBudget(pool, "b", per_minute=1, at_once=1)
+    async with a.call():
+        pass
+    async with b.call():
+        pass
+    assert await pool.fetchval("SELECT count(*) FROM ingest.vendor_calls") == 2

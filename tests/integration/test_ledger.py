@@ -1,0 +1,155 @@
+from datetime import date
+
+import asyncpg
+import pytest
+
+from ingest import ledger
+from ingest.errors import BadPayload, VendorRejected
+from ingest.ledger import JobSpec, Vendor
+
+DAY = date(2026, 11, 20)
+
+
+def specs(n: int, **kw: object) -> list[JobSpec]:
+    return [
+        JobSpec(Vendor.vidicenter, "viewers", "1h", f"location:{1000 + i}", DAY, dict(kw))
+        for i in range(n)
+    ]
+
+
+async def statuses(pool: asyncpg.Pool) -> dict[int, str]:
+    return {r["id"]: r["status"] for r in await pool.fetch("SELECT id, status FROM ingest.jobs")}
+
+
+async def test_enqueue_twice_keeps_one_job_per_scope_and_day(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        first = await ledger.enqueue_jobs(conn, specs(3), force=False)
+        again = await ledger.enqueue_jobs(conn, specs(3), force=False)
+    assert first == again
+    assert await pool.fetchval("SELECT count(*) FROM ingest.jobs") == 3
+
+
+async def test_request_parameters_make_jobs_distinct(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        plain = await ledger.enqueue_jobs(conn, specs(1), force=False)
+        grouped = await ledger.enqueue_jobs(conn, specs(1, group_by_demographics=True), force=False)
+    assert plain != grouped
+
+
+async def test_claimed_jobs_are_skipped_by_a_second_claimer(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(2), force=False)
+    async with pool.acquire() as a, pool.acquire() as b:
+        first = await ledger.claim_batch(a, Vendor.vidicenter, owner="a", lease_s=60)
+        second = await ledger.claim_batch(b, Vendor.vidicenter, owner="b", lease_s=60)
+        third = await ledger.claim_batch(b, Vendor.vidicenter, owner="b", lease_s=60)
+    assert len(first) == 1 and len(second) == 1 and third == []
+    assert first[0].id != second[0].id
+
+
+async def test_batch_mates_share_type_resolution_day_and_parameters(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(5), force=False)
+        await ledger.enqueue_jobs(conn, specs(2, group_by_demographics=True), force=False)
+        batch = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=4
+        )
+    assert len(batch) == 4
+    assert {j.params.get("group_by_demographics") for j in batch} == {None}
+    assert all(j.attempts == 1 for j in batch)
+
+
+async def test_an_expired_lease_is_taken_over_by_another_worker(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        (job,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="dead-worker", lease_s=60)
+        assert await ledger.claim_batch(conn, Vendor.vidicenter, owner="b", lease_s=60) == []
+        await conn.execute("UPDATE ingest.jobs SET lease_expires_at = now() - interval '1 s'")
+        (taken,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="b", lease_s=60)
+        assert taken.id == job.id and taken.attempts == 2
+        with pytest.raises(ledger.LeaseLost):
+            await ledger.mark_done(conn, {job.id: 1}, owner="dead-worker")
+
+
+async def test_export_places_are_counted_from_the_ledger(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(5), force=False)
+        got = []
+        for i in range(5):
+            (job,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner=f"w{i}", lease_s=60)
+            got.append(
+                await ledger.reserve_export(
+                    conn, [job], f"q{i}", owner=f"w{i}", max_exports=3, stale_after_s=3600
+                )
+            )
+    assert got == [True, True, True, False, False]
+
+
+async def test_a_handed_back_export_still_holds_its_place_and_is_resumed_first(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(2), force=False)
+        (job,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+        assert await ledger.reserve_export(
+            conn, [job], "q", owner="a", max_exports=1, stale_after_s=3600
+        )
+        await ledger.release_jobs(conn, [job], owner="a")
+        (other,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="b", lease_s=60)
+        assert other.id == job.id and other.export_query == "q"
+        assert other.attempts == 1  # the hand-back did not count as a try
+
+
+async def test_retryable_failure_goes_back_to_pending_then_dead_after_max_attempts(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        for attempt in (1, 2):
+            (job,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+            status = await ledger.fail_jobs(
+                conn,
+                [job],
+                BadPayload("row 3: key 'x'"),
+                owner="a",
+                max_attempts=2,
+                base_s=0,
+                max_s=0,
+            )
+            assert status == ("pending" if attempt == 1 else "dead")
+    row = await pool.fetchrow("SELECT status, attempts, last_error FROM ingest.jobs")
+    assert row["status"] == "dead" and row["attempts"] == 2
+    assert row["last_error"] == "BadPayload: row 3: key 'x'"
+
+
+async def test_terminal_failure_is_dead_at_once(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        jobs = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+        status = await ledger.fail_jobs(
+            conn,
+            jobs,
+            VendorRejected("bad parameter"),
+            owner="a",
+            max_attempts=5,
+            base_s=0,
+            max_s=0,
+        )
+    assert status == "dead"
+
+
+async def test_done_stays_done_unless_forced_and_dead_is_revived(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ids = await ledger.enqueue_jobs(conn, specs(2), force=False)
+        batch = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=2
+        )
+        await ledger.mark_done(conn, {batch[0].id: 5}, owner="a")
+        await ledger.fail_jobs(
+            conn, [batch[1]], VendorRejected("x"), owner="a", max_attempts=5, base_s=0, max_s=0
+        )
+        await ledger.enqueue_jobs(conn, specs(2), force=False)
+        assert await statuses(pool) == {batch[0].id: "done", batch[1].id: "pending"}
+        await ledger.enqueue_jobs(conn, specs(2), force=True)
+    assert set((await statuses(pool)).values()) == {"pending"}
+    assert await pool.fetchval("SELECT bool_and(force) FROM ingest.jobs WHERE id = ANY($1)", ids)
