@@ -149,7 +149,7 @@ async def claim_batch(
     max_batch: int = 1,
     only_ids: Sequence[int] | None = None,
 ) -> list[Job]:
-    """Claim one due job and, for a location-scoped VidiCenter job, its batch mates.
+    """Claim one due job and, for a per-location or per-site VidiCenter job, its batch mates.
 
     Batch mates share data type, resolution, parameters and day (and the export, when the
     leader already has one out), so they can ride on one export. Jobs whose export is
@@ -171,13 +171,14 @@ async def claim_batch(
         if leader is None:
             return []
         claimed = [leader["id"]]
-        if max_batch > 1 and leader["scope"].startswith("location:"):
+        kind = leader["scope"].split(":", 1)[0]
+        if max_batch > 1 and kind in ("location", "site"):
             mates = await conn.fetch(
                 f"""
                 SELECT id FROM ingest.jobs
                 WHERE vendor = $1 AND {_CLAIMABLE} AND id <> $2
                   AND data_type = $3 AND time_resolution = $4 AND params = $5::jsonb
-                  AND day = $6 AND scope LIKE 'location:%'
+                  AND day = $6 AND scope LIKE $11 || ':%'
                   AND export_query IS NOT DISTINCT FROM $7
                   AND force = $8
                   AND ($9::bigint[] IS NULL OR id = ANY($9))
@@ -199,6 +200,7 @@ async def claim_batch(
                 leader["force"],
                 ids,
                 max_batch - 1,
+                kind,
             )
             claimed += [r["id"] for r in mates]
         rows = await conn.fetch(

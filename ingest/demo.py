@@ -1,0 +1,170 @@
+"""`ingest demo`: the whole job end to end on the built-in simulator."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from pydantic import SecretStr
+
+from ingest import db, ledger
+from ingest.cli import EXIT_DEAD, EXIT_OK, open_pool
+from ingest.commands import build_context
+from ingest.config import AngusStream, Settings
+from ingest.datatypes import get_data_type
+from ingest.jobspecs import VidiCenterRequest, angus_specs, vidicenter_specs
+from ingest.ledger import JobSpec, Vendor
+from ingest.simulator import SimConfig, run_simulator
+from ingest.worker import work_vendor
+
+log = structlog.get_logger(__name__)
+
+# (data type, resolution, options): every data type of VidiCenter, raw and aggregated
+DEMO_EXPORTS: list[tuple[str, str, dict[str, object]]] = [
+    ("viewers", "1h", {}),
+    ("viewers", "1h", {"group_by_demographics": True}),
+    ("viewers", "finest", {}),
+    ("viewers_apc", "finest", {}),
+    ("ots", "1h", {}),
+    ("gate", "1h", {}),
+    ("proof_of_play_by_location", "1h", {}),
+    ("proof_of_play_by_site", "1h", {}),
+    ("extrapolated_watchers", "1h", {"extrapolation_amount": "100"}),
+    ("extrapolated_ots", "1h", {"extrapolation_amount": "100"}),
+    ("vehicles", "1h", {}),
+    ("vehicles", "finest", {}),
+    ("footfall", "1h", {}),
+    ("footfall", "finest", {}),
+    ("vehicles_footfall", "1h", {}),
+    ("vehicles_footfall", "finest", {}),
+    ("im", "1h", {}),
+]
+ANGUS_DAYS = 3
+
+
+def demo_specs(
+    day: datetime, locations: list[str], sites: list[str], streams: list[str]
+) -> list[JobSpec]:
+    """One day of every VidiCenter data type, and a few days of every Angus stream."""
+    specs: list[JobSpec] = []
+    for name, resolution, options in DEMO_EXPORTS:
+        req = VidiCenterRequest(
+            data_type=get_data_type(name),
+            resolution=resolution,
+            days=[day.date()],
+            sources={"locations": locations},
+            group_by_demographics=bool(options.get("group_by_demographics")),
+            extrapolation_amount=options.get("extrapolation_amount"),  # type: ignore[arg-type]
+        )
+        specs += vidicenter_specs(req, location_ids=locations, site_ids=sites)
+    days = [(day - timedelta(days=i)).date() for i in range(ANGUS_DAYS - 1, -1, -1)]
+    specs += angus_specs(streams, "by_hour", days)
+    return specs
+
+
+async def run_demo(settings: Settings) -> int:
+    started = time.monotonic()
+    sim_config = SimConfig(build_seconds=0.3, finest_rows_per_hour=40)
+    async with run_simulator(sim_config) as sim:
+        demo = settings.model_copy(
+            update={
+                "vidicenter_url": sim.url,
+                "vidicenter_username": sim_config.vidicenter_username,
+                "vidicenter_token": SecretStr(sim_config.vidicenter_token),
+                "angus_console_url": sim.url,
+                "angus_data_url": sim.url,
+                "angus_streams": [AngusStream.model_validate(s) for s in sim_config.angus_streams],
+                "vidicenter_poll_initial_s": 0.5,
+                "vidicenter_poll_max_s": 2.0,
+                "worker_idle_poll_s": 0.5,
+            }
+        )
+        print(f"simulator serving at {sim.url}; database {_safe_url(settings.database_url)}")
+        async with open_pool(demo) as pool:
+            async with pool.acquire() as conn:
+                applied = await db.migrate(conn)
+            print(f"migrations applied: {len(applied)}")
+            async with build_context(demo, pool) as ctx:
+                assert ctx.vidicenter is not None
+                found = await ctx.vidicenter.list_locations()  # type: ignore[attr-defined]
+                locations = [str(x["id"]) for x in found if x.get("active")]
+                sites = sorted({str(x["site_id"]) for x in found if x.get("active")})
+                yesterday = datetime.now(UTC) - timedelta(days=1)
+                specs = demo_specs(yesterday, locations, sites, list(ctx.streams))
+                async with pool.acquire() as conn:
+                    ids = {
+                        v: await ledger.enqueue_jobs(
+                            conn, [s for s in specs if s.vendor is v], force=True
+                        )
+                        for v in (Vendor.vidicenter, Vendor.angus)
+                    }
+                print(
+                    f"ingesting {len(specs)} jobs: {len(DEMO_EXPORTS)} VidiCenter exports of "
+                    f"{yesterday:%Y-%m-%d} for {len(locations)} locations, "
+                    f"{ANGUS_DAYS} days of {len(ctx.streams)} Angus streams ..."
+                )
+                import anyio
+
+                async with anyio.create_task_group() as tg:
+                    for vendor, job_ids in ids.items():
+                        loops = (
+                            demo.vidicenter_max_exports
+                            if vendor is Vendor.vidicenter
+                            else demo.angus_max_concurrency
+                        )
+                        tg.start_soon(_work, ctx, vendor, loops, job_ids)
+            rows = await pool.fetch(
+                """
+                SELECT data_type, time_resolution, status, count(*) AS jobs,
+                       coalesce(sum(rows_loaded), 0) AS rows, max(last_error) AS error
+                FROM ingest.jobs WHERE id = ANY($1)
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                """,
+                [i for v in ids.values() for i in v],
+            )
+            tables = await _table_counts(pool)
+        stats = sim.state.stats()
+    print()
+    print(f"{'data type':<28} {'resolution':<10} {'status':<8} {'jobs':>5} {'rows':>9}")
+    for r in rows:
+        print(
+            f"{r['data_type']:<28} {r['time_resolution']:<10} {r['status']:<8} "
+            f"{r['jobs']:>5} {r['rows']:>9}" + (f"  {r['error']}" if r["error"] else "")
+        )
+    print()
+    print(f"{'table':<42} {'rows':>9}")
+    for name, n in tables:
+        print(f"{name:<42} {n:>9}")
+    print()
+    violations = stats.get("violations", {})
+    print(
+        f"vendor calls: {stats.get('calls')}, limit violations: {violations}; "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    dead = sum(r["jobs"] for r in rows if r["status"] == "dead")
+    return EXIT_DEAD if dead else EXIT_OK
+
+
+async def _work(ctx: object, vendor: Vendor, loops: int, ids: list[int]) -> None:
+    await work_vendor(ctx, vendor, loops=loops, only_ids=ids, until_drained=True)  # type: ignore[arg-type]
+
+
+async def _table_counts(pool: object) -> list[tuple[str, int]]:
+    out = []
+    rows = await pool.fetch(  # type: ignore[attr-defined]
+        "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
+        " WHERE table_schema IN ('vidicenter', 'angus') ORDER BY 1"
+    )
+    for r in rows:
+        n = await pool.fetchval(f"SELECT count(*) FROM {r['t']}")  # type: ignore[attr-defined]
+        out.append((r["t"], int(n)))
+    return out
+
+
+def _safe_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{parts.username or ''}@{host}:{parts.port or 5432}{parts.path}"

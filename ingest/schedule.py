@@ -1,0 +1,93 @@
+"""Pure: which jobs `ingest run` keeps up to date, and when a done day is due again.
+
+Time is an argument; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ingest.datatypes import ScopeKind, get_data_type, table_for
+from ingest.ledger import JobSpec, Vendor
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A job to keep: `refresh_before` re-opens it when it was done before that instant."""
+
+    spec: JobSpec
+    refresh_before: datetime | None
+
+
+def parse_schedule(entries: Sequence[str]) -> list[tuple[str, str]]:
+    """`viewers:1h` pairs, each checked against the registry (ValueError when not offered)."""
+    pairs = []
+    for entry in entries:
+        name, _, resolution = entry.partition(":")
+        try:
+            dt = get_data_type(name)
+        except KeyError as error:
+            raise ValueError(str(error.args[0])) from None
+        table_for(dt, resolution)
+        pairs.append((dt.name, resolution))
+    return pairs
+
+
+def refresh_rule(
+    day: date, today: date, now: datetime, *, interval_s: float, reingest_days: int
+) -> datetime | None:
+    """When a done job of `day` is stale.
+
+    Today is still open: it is ingested again once per interval. A closed day within
+    `reingest_days` is ingested again once per calendar day, to pick up late uploads.
+    Older days are left as they are.
+    """
+    if day >= today:
+        return now - timedelta(seconds=interval_s)
+    if (today - day).days <= reingest_days:
+        return datetime.combine(today, time.min, tzinfo=now.tzinfo)
+    return None
+
+
+def due_jobs(
+    now: datetime,
+    *,
+    tz: str,
+    lookback_days: int,
+    reingest_days: int,
+    interval_s: float,
+    vidicenter_types: Sequence[tuple[str, str]] = (),
+    locations: Sequence[str] = (),
+    sites: Sequence[str] = (),
+    streams: Sequence[str] = (),
+    angus_resolution: str = "by_hour",
+) -> list[Scheduled]:
+    """Every job `ingest run` keeps for the days from today back over the look-back."""
+    today = now.astimezone(ZoneInfo(tz)).date()
+    days = [today - timedelta(days=i) for i in range(lookback_days, -1, -1)]
+    out: list[Scheduled] = []
+    for day in days:
+        rule = refresh_rule(day, today, now, interval_s=interval_s, reingest_days=reingest_days)
+        for name, resolution in vidicenter_types:
+            dt = get_data_type(name)
+            params: dict[str, object] = {}
+            if "extrapolation_amount" in dt.options:
+                params["extrapolation_amount"] = ""
+            if dt.scope_kind is ScopeKind.location:
+                scopes = [f"location:{i}" for i in locations]
+            elif dt.scope_kind is ScopeKind.site:
+                scopes = [f"site:{i}" for i in sites]
+            else:
+                scopes = [f"locations:{','.join(locations)}"] if locations else []
+            out += [
+                Scheduled(JobSpec(Vendor.vidicenter, name, resolution, s, day, params), rule)
+                for s in scopes
+            ]
+        out += [
+            Scheduled(JobSpec(Vendor.angus, "entities", angus_resolution, f"stream:{s}", day), rule)
+            for s in streams
+        ]
+    return out
