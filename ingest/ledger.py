@@ -399,32 +399,45 @@ async def schedule_jobs(conn: Connection, jobs: Sequence[tuple[JobSpec, datetime
     if not jobs:
         return 0
     specs = [j[0] for j in jobs]
-    n: int = await conn.fetchval(
-        """
-        WITH u AS (
-            INSERT INTO ingest.jobs AS j
-                (vendor, data_type, time_resolution, params, scope, day)
-            SELECT v, d, r, p::jsonb, s, day
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-                        $7::timestamptz[]) AS t(v, d, r, p, s, day, stale)
-            ON CONFLICT (vendor, data_type, time_resolution, params, scope, day) DO UPDATE SET
-                status = 'pending', attempts = 0, force = true, run_after = now(),
-                updated_at = now()
-            WHERE j.status = 'done' AND j.finished_at < (
-                SELECT t2.stale FROM unnest($5::text[], $6::date[], $7::timestamptz[],
-                                            $2::text[], $3::text[])
-                       AS t2(s, day, stale, d, r)
-                WHERE t2.s = j.scope AND t2.day = j.day AND t2.d = j.data_type
-                  AND t2.r = j.time_resolution LIMIT 1)
-            RETURNING 1)
-        SELECT count(*) FROM u
-        """,
-        [s.vendor.value for s in specs],
-        [s.data_type for s in specs],
-        [s.time_resolution for s in specs],
-        [params_json(s.params) for s in specs],
-        [s.scope for s in specs],
-        [s.day for s in specs],
-        [j[1] for j in jobs],
-    )
-    return n
+    async with conn.transaction():
+        await conn.execute(
+            """
+            CREATE TEMP TABLE _wanted ON COMMIT DROP AS
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
+                                 $6::date[], $7::timestamptz[])
+                AS t(vendor, data_type, time_resolution, params, scope, day, stale)
+            """,
+            [s.vendor.value for s in specs],
+            [s.data_type for s in specs],
+            [s.time_resolution for s in specs],
+            [params_json(s.params) for s in specs],
+            [s.scope for s in specs],
+            [s.day for s in specs],
+            [j[1] for j in jobs],
+        )
+        created = await conn.fetchval(
+            """
+            WITH i AS (
+                INSERT INTO ingest.jobs (vendor, data_type, time_resolution, params, scope, day)
+                SELECT vendor, data_type, time_resolution, params, scope, day FROM _wanted
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+            SELECT count(*) FROM i
+            """
+        )
+        reopened = await conn.fetchval(
+            """
+            WITH u AS (
+                UPDATE ingest.jobs j SET status = 'pending', attempts = 0, force = true,
+                    run_after = now(), updated_at = now()
+                FROM _wanted w
+                WHERE j.vendor = w.vendor AND j.data_type = w.data_type
+                  AND j.time_resolution = w.time_resolution AND j.params = w.params
+                  AND j.scope = w.scope AND j.day = w.day
+                  AND j.status = 'done' AND j.finished_at < w.stale
+                RETURNING 1)
+            SELECT count(*) FROM u
+            """
+        )
+        await conn.execute("DROP TABLE _wanted")
+    return int(created) + int(reopened)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -95,7 +96,9 @@ class VidiCenterClient:
             raise ConfigError("INGEST_VIDICENTER_URL: must be https:// unless the host is loopback")
         self._session = session
         self._base = base_url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(username, token.get_secret_value())
+        # the header is built here, once; the token never goes into a URL
+        credentials = f"{username}:{token.get_secret_value()}".encode()
+        self._headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
         self._budget = budget
         self._retries = retries
         self._poll_initial_s = poll_initial_s
@@ -108,7 +111,7 @@ class VidiCenterClient:
 
     async def _get_once(self, path: str, query: str) -> Any:
         url = f"{self._base}{path}" + (f"?{query}" if query else "")
-        async with self._budget.call(), self._session.get(url, auth=self._auth) as resp:
+        async with self._budget.call(), self._session.get(url, headers=self._headers) as resp:
             body = await resp.read()
             if resp.status >= 400:
                 raise error_for_status(

@@ -153,3 +153,31 @@ async def test_done_stays_done_unless_forced_and_dead_is_revived(pool: asyncpg.P
         await ledger.enqueue_jobs(conn, specs(2), force=True)
     assert set((await statuses(pool)).values()) == {"pending"}
     assert await pool.fetchval("SELECT bool_and(force) FROM ingest.jobs WHERE id = ANY($1)", ids)
+
+
+async def test_schedule_creates_missing_jobs_and_reopens_stale_done_ones(
+    pool: asyncpg.Pool,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        wanted = [(s, now + timedelta(hours=1)) for s in specs(2)] + [
+            (s, None) for s in specs(1, group_by_demographics=True)
+        ]
+        assert await ledger.schedule_jobs(conn, wanted) == 3
+        assert await ledger.schedule_jobs(conn, wanted) == 0  # nothing done yet: nothing new
+        batch = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=5
+        )
+        await ledger.mark_done(conn, {j.id: 1 for j in batch}, owner="a")
+        (grouped,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+        await ledger.mark_done(conn, {grouped.id: 1}, owner="a")
+        # the two with a refresh threshold in the future are stale; the third never is
+        assert await ledger.schedule_jobs(conn, wanted) == 2
+    rows = await pool.fetch("SELECT status, force FROM ingest.jobs ORDER BY id")
+    assert [(r["status"], r["force"]) for r in rows] == [
+        ("pending", True),
+        ("pending", True),
+        ("done", False),
+    ]
