@@ -3,8 +3,11 @@ transaction, so the rows and the jobs' `done` are committed together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import chain
 from typing import Any
 
 import asyncpg
@@ -57,19 +60,41 @@ async def upsert_records(
     return len(records)
 
 
+@dataclass
+class Loaded:
+    """What a load wrote: rows in all, and rows per scope id (location or site)."""
+
+    rows: int = 0
+    by_scope: Counter[int] = field(default_factory=Counter)
+
+    def add(self, chunk: NormalizedExport) -> None:
+        self.rows += len(chunk.rows.records)
+        self.by_scope.update(chunk.counts_by_scope())
+
+
+def _check_day(chunk: NormalizedExport, start: datetime, end: datetime, first: int) -> None:
+    """Finest rows outside the job's day would escape the slice a re-ingest replaces."""
+    ts = chunk.rows.table.column_names.index("period_start")
+    whens = [r[ts] for r in chunk.rows.records]
+    if whens and not (start <= min(whens) and max(whens) < end):  # type: ignore[type-var,operator]
+        for i, when in enumerate(whens):
+            if not start <= when < end:  # type: ignore[operator]
+                raise BadPayload(
+                    f"row {first + i}: period_start {when} is outside the requested day "
+                    f"{start.date()}"
+                )
+
+
 async def _replace_finest(
-    conn: Connection, export: NormalizedExport, scope_ids: Sequence[int], day: date
-) -> int:
-    table = export.rows.table
+    conn: Connection,
+    table: TableSpec,
+    chunks: Iterable[NormalizedExport],
+    scope_ids: Sequence[int],
+    day: date,
+) -> Loaded:
     assert table.slice_column is not None
     start = datetime.combine(day, time.min)
     end = start + timedelta(days=1)
-    columns = [c.name for c in table.columns]
-    ts = columns.index("period_start")
-    for i, record in enumerate(export.rows.records):
-        when = record[ts]
-        if not isinstance(when, datetime) or not start <= when < end:
-            raise BadPayload(f"row {i}: period_start {when} is outside the requested day {day}")
     target = f"{_ident(VIDICENTER)}.{_ident(table.name)}"
     await conn.execute(
         f"DELETE FROM {target} WHERE {_ident(table.slice_column)} = ANY($1::bigint[])"
@@ -78,48 +103,79 @@ async def _replace_finest(
         start,
         end,
     )
-    records: Sequence[tuple[Any, ...]] = export.rows.records
-    if export.child is not None:
-        child_table = export.child.table
-        ids = [
-            r[0]
-            for r in await conn.fetch(
-                f"SELECT nextval('{VIDICENTER}.{table.name}_id_seq') FROM generate_series(1, $1)",
-                len(records),
-            )
-        ]
-        await conn.copy_records_to_table(
-            table.name,
-            schema_name=VIDICENTER,
-            records=[(ids[i], *r) for i, r in enumerate(records)],
-            columns=["id", *columns],
-        )
-        await conn.copy_records_to_table(
-            child_table.name,
-            schema_name=VIDICENTER,
-            records=[(ids[int(r[0])], *r[1:]) for r in export.child.records],  # type: ignore[call-overload]
-            columns=[f"{table.name}_id", *(c.name for c in child_table.columns)],
-        )
-        return len(records)
+    loaded = Loaded()
+    if table.child is not None:
+        # viewers and their contents: ids are taken first so the children can point at them
+        for chunk in chunks:
+            _check_day(chunk, start, end, loaded.rows)
+            await _copy_with_children(conn, table, chunk)
+            loaded.add(chunk)
+        return loaded
+
+    def records() -> Iterator[list[tuple[object, ...]]]:
+        # each slice is converted while the database takes in the one before
+        for chunk in chunks:
+            _check_day(chunk, start, end, loaded.rows)
+            loaded.add(chunk)
+            yield chunk.rows.records
+
     await conn.copy_records_to_table(
-        table.name, schema_name=VIDICENTER, records=records, columns=columns
+        table.name,
+        schema_name=VIDICENTER,
+        records=chain.from_iterable(records()),
+        columns=list(table.column_names),
     )
-    return len(records)
+    return loaded
+
+
+async def _copy_with_children(conn: Connection, table: TableSpec, chunk: NormalizedExport) -> None:
+    assert chunk.child is not None
+    records = chunk.rows.records
+    ids = [
+        r[0]
+        for r in await conn.fetch(
+            f"SELECT nextval('{VIDICENTER}.{table.name}_id_seq') FROM generate_series(1, $1)",
+            len(records),
+        )
+    ]
+    await conn.copy_records_to_table(
+        table.name,
+        schema_name=VIDICENTER,
+        records=[(ids[i], *r) for i, r in enumerate(records)],
+        columns=["id", *table.column_names],
+    )
+    child_table = chunk.child.table
+    await conn.copy_records_to_table(
+        child_table.name,
+        schema_name=VIDICENTER,
+        records=[(ids[int(r[0])], *r[1:]) for r in chunk.child.records],  # type: ignore[call-overload]
+        columns=[f"{table.name}_id", *child_table.column_names],
+    )
 
 
 async def load_export(
-    conn: Connection, export: NormalizedExport, *, scope_ids: Sequence[int], day: date
-) -> int:
-    """Store one normalized export: upsert aggregated rows, or replace the finest slices
-    of (scope id, day). Returns the number of rows written."""
-    table: TableSpec = export.rows.table
+    conn: Connection,
+    table: TableSpec,
+    chunks: Iterable[NormalizedExport],
+    *,
+    scope_ids: Sequence[int],
+    day: date,
+) -> Loaded:
+    """Store one export, given as slices of normalized rows: upsert aggregated rows, or
+    replace the finest slices of (scope id, day)."""
     if table.key is None:
-        return await _replace_finest(conn, export, scope_ids, day)
-    return await upsert_records(
+        return await _replace_finest(conn, table, chunks, scope_ids, day)
+    loaded = Loaded()
+    records: list[tuple[object, ...]] = []
+    for chunk in chunks:  # aggregated exports are small: one upsert
+        loaded.add(chunk)
+        records += chunk.rows.records
+    await upsert_records(
         conn,
         schema=VIDICENTER,
         table=table.name,
-        columns=[c.name for c in table.columns],
+        columns=list(table.column_names),
         key=table.key,
-        records=export.rows.records,
+        records=records,
     )
+    return loaded

@@ -15,7 +15,7 @@ import structlog
 
 from ingest import ledger
 from ingest.config import AngusStream, Settings
-from ingest.datatypes import ScopeKind, get_data_type
+from ingest.datatypes import ScopeKind, get_data_type, table_for
 from ingest.errors import (
     AuthError,
     BadPayload,
@@ -29,7 +29,7 @@ from ingest.errors import (
 from ingest.ledger import Job, Vendor
 from ingest.loader import load_export, upsert_records
 from ingest.normalize import angus as angus_normalize
-from ingest.normalize.vidicenter import normalize_export
+from ingest.normalize.vidicenter import normalize_chunks
 from ingest.vendors.vidicenter import export_query
 
 log = structlog.get_logger(__name__)
@@ -208,29 +208,33 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
                 payload = await ctx.vidicenter.run_export(
                     query, force=first.force and not first.export_started, on_started=started
                 )
-                export = normalize_export(
+                table = table_for(dt, first.time_resolution)
+                chunks = normalize_chunks(
                     dt,
                     first.time_resolution,
                     payload["data"],
                     scope=first.scope,
                     extrapolation_amount=first.params.get("extrapolation_amount"),
                 )
-                counts = export.counts_by_scope()
-                if dt.scope_kind is ScopeKind.extrapolated:
-                    rows_by_job = {first.id: len(export.rows.records)}
-                    scope_ids: list[int] = []
-                else:
-                    wanted = {int(j.scope_id): j.id for j in jobs}
-                    stray = sorted(set(counts) - set(wanted))
-                    if stray:
-                        raise BadPayload(
-                            f"the export has rows for scopes not asked for: {stray[:5]}"
-                        )
-                    rows_by_job = {job_id: counts.get(sid, 0) for sid, job_id in wanted.items()}
-                    scope_ids = list(wanted)
+                extrapolated = dt.scope_kind is ScopeKind.extrapolated
+                wanted = {} if extrapolated else {int(j.scope_id): j.id for j in jobs}
                 async with ctx.pool.acquire() as conn, conn.transaction():
-                    n = await load_export(conn, export, scope_ids=scope_ids, day=first.day)
+                    loaded = await load_export(
+                        conn, table, chunks, scope_ids=list(wanted), day=first.day
+                    )
+                    if extrapolated:
+                        rows_by_job = {first.id: loaded.rows}
+                    else:
+                        stray = sorted(set(loaded.by_scope) - set(wanted))
+                        if stray:
+                            raise BadPayload(
+                                f"the export has rows for scopes not asked for: {stray[:5]}"
+                            )
+                        rows_by_job = {
+                            job_id: loaded.by_scope.get(sid, 0) for sid, job_id in wanted.items()
+                        }
                     await ledger.mark_done(conn, rows_by_job, owner=ctx.owner)
+                n = loaded.rows
             if watch.lost:
                 return Outcome()
         except ExportFailed as error:
@@ -241,8 +245,8 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
             if rebuilds >= s.vidicenter_rebuilds_after_failure:
                 return await _record_failure(ctx, jobs, error, terminal=True)
             return await _record_failure(ctx, jobs, error, rebuild=True)
-        log.info("job.done", rows=n, table=export.rows.table.name)
-        return Outcome(done=len(jobs), rows=n, table=f"vidicenter.{export.rows.table.name}")
+        log.info("job.done", rows=n, table=table.name)
+        return Outcome(done=len(jobs), rows=n, table=f"vidicenter.{table.name}")
     except AuthError:
         # no retries with a bad token: the jobs go back untried and the vendor's work stops
         await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)

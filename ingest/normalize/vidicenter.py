@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -100,13 +100,15 @@ def normalize_export(
     *,
     scope: str,
     extrapolation_amount: str | None = None,
+    first_row: int = 0,
 ) -> NormalizedExport:
     """The records of an export's `data` for the table of (dt, resolution).
 
     `scope` and `extrapolation_amount` (None = left empty = '') fill the columns of the
     same name of extrapolated tables; `resolution` fills `time_resolution`. BadPayload if
     `data` is not a list of objects of the documented shape; ValueError if the data type
-    does not offer the resolution.
+    does not offer the resolution. `first_row` is the index of data[0] in the whole
+    export, for error messages when `data` is a slice of it.
     """
     table = table_for(dt, resolution)
     if not isinstance(data, list):
@@ -116,7 +118,7 @@ def normalize_export(
         Fill.scope: scope,
         Fill.extrapolation_amount: extrapolation_amount or "",
     }
-    rows = TableRows(table, _convert_rows(data, _bind(_plan(table), fills), "row "))
+    rows = TableRows(table, _convert_rows(data, _bind(_plan(table), fills), "row ", first_row))
     if table.child is None or table.child_source is None:
         return NormalizedExport(rows)
 
@@ -128,13 +130,41 @@ def normalize_export(
             continue
         if not isinstance(items, list):
             raise BadPayload(
-                f"row {parent}: key {table.child_source!r}: expected a list, got {_show(items)}",
+                f"row {first_row + parent}: key {table.child_source!r}: "
+                f"expected a list, got {_show(items)}",
                 key=table.child_source,
             )
-        where = f"row {parent}: key {table.child_source!r}, item "
+        where = f"row {first_row + parent}: key {table.child_source!r}, item "
         for record in _convert_rows(items, child, where):
             child_records.append((parent, *record))
     return NormalizedExport(rows, TableRows(table.child, child_records))
+
+
+def normalize_chunks(
+    dt: DataType,
+    resolution: str,
+    data: object,
+    *,
+    scope: str,
+    extrapolation_amount: str | None = None,
+    chunk_rows: int = 20_000,
+) -> Iterator[NormalizedExport]:
+    """The records of `normalize_export`, a slice of rows at a time.
+
+    Only one slice's records exist at once, and the loader can send a slice to the
+    database while the next one is converted.
+    """
+    if not isinstance(data, list):
+        raise BadPayload(f"the export's data: expected a list of rows, got {_show(data)}")
+    for start in range(0, max(1, len(data)), chunk_rows):
+        yield normalize_export(
+            dt,
+            resolution,
+            data[start : start + chunk_rows],
+            scope=scope,
+            extrapolation_amount=extrapolation_amount,
+            first_row=start,
+        )
 
 
 # --- conversion -----------------------------------------------------------------------
@@ -181,9 +211,9 @@ def _bind(plan: _Plan, fills: Mapping[Fill, str]) -> _Bound:
     return _Bound(plan, values, careful)
 
 
-def _convert_rows(data: list[object], bound: _Bound, where: str) -> list[_Record]:
+def _convert_rows(data: list[object], bound: _Bound, where: str, first: int = 0) -> list[_Record]:
     def careful(index: int, row: object) -> _Record:
-        return _convert_carefully(row, f"{where}{index}", bound)
+        return _convert_carefully(row, f"{where}{first + index}", bound)
 
     return bound.plan.fast(data, careful, *bound.fills)
 

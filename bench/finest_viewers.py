@@ -1,0 +1,217 @@
+"""Benchmark: one 200,000-row finest viewers export from the simulator into PostgreSQL.
+
+Prints, for the same rows in the same run:
+- the pipeline's speed (download, parse, normalize, COPY into staging-free slice
+  replacement, mark the job done, commit), in rows per second;
+- the ceiling: a plain COPY of the same normalized rows into the same table;
+- the pipeline's peak Python memory (tracemalloc) against the payload's size.
+
+The simulator runs in a subprocess so that its memory and CPU are not counted.
+Usage: python bench/finest_viewers.py [--rows 200000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import os
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+import uuid
+from datetime import date
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+
+from ingest import db, ledger
+from ingest.budget import CallBudget
+from ingest.config import load_settings
+from ingest.datatypes import get_data_type
+from ingest.ledger import JobSpec, Vendor
+from ingest.logs import configure_logging
+from ingest.normalize.vidicenter import normalize_export
+from ingest.pipeline import Context, work_vidicenter
+from ingest.vendors.http import new_session
+from ingest.vendors.vidicenter import VidiCenterClient, export_query
+
+DAY = date(2026, 1, 15)
+LOCATION = "1001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"{url}/_sim/stats") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the simulator did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    configure_logging(level="warning")
+    port = free_port()
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ingest",
+            "simulate",
+            "--port",
+            str(port),
+            "--build-seconds",
+            "0",
+            "--finest-rows-per-hour",
+            str(-(-args.rows // 24)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("INGEST_")},
+    )
+    try:
+        asyncio.run(measure(args.database_url, port))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+async def measure(database_url: str, port: int) -> None:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    sim_url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for(sim_url)
+        settings = load_settings(
+            database_url=url,
+            vidicenter_url=sim_url,
+            vidicenter_username="demo",
+            vidicenter_token=SecretStr("demo-token"),
+            vidicenter_poll_initial_s=0.2,
+        )
+        pool = await db.create_pool(url, max_size=4)
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+        dt = get_data_type("viewers")
+        query = export_query("viewers", "finest", DAY, {"locations": [LOCATION]}, {})
+        async with new_session(max_connections=2, timeout_s=300) as session:
+            budget = CallBudget(pool, "bench", per_minute=50, at_once=2)
+            client = VidiCenterClient(
+                session,
+                base_url=sim_url,
+                username="demo",
+                token=SecretStr("demo-token"),
+                budget=budget,
+                poll_initial_s=0.2,
+            )
+            # let the vendor build the export first: its build time is not ours
+            warm = await client.run_export(query)
+            rows = len(warm["data"])
+            auth = {"Authorization": "Basic " + base64.b64encode(b"demo:demo-token").decode()}
+            async with session.get(f"{sim_url}/api/v1/data/?{query}", headers=auth) as resp:
+                payload_bytes = len(await resp.read())
+            del warm
+            gc.collect()
+
+            ctx = Context(pool=pool, settings=settings, owner="bench", vidicenter=client)
+
+            async def pipeline_once(*, fresh: bool = True) -> float:
+                async with pool.acquire() as conn:
+                    if fresh:  # a first load: no earlier slice to replace
+                        await conn.execute("TRUNCATE vidicenter.viewers_finest")
+                    await ledger.enqueue_jobs(
+                        conn,
+                        [
+                            JobSpec(
+                                Vendor.vidicenter, "viewers", "finest", f"location:{LOCATION}", DAY
+                            )
+                        ],
+                        force=False,
+                    )
+                    # done again as a plain re-read of the built export: the vendor's
+                    # build time (force_rebuild) is not what this measures
+                    await conn.execute("UPDATE ingest.jobs SET status = 'pending', force = false")
+                    jobs = await ledger.claim_batch(
+                        conn, Vendor.vidicenter, owner="bench", lease_s=600
+                    )
+                started = time.perf_counter()
+                outcome = await work_vidicenter(ctx, jobs)
+                elapsed = time.perf_counter() - started
+                assert outcome.done == 1 and outcome.rows == rows, outcome
+                return elapsed
+
+            pipeline_s = min([await pipeline_once() for _ in range(3)])
+            reingest_s = await pipeline_once(fresh=False)
+
+            tracemalloc.start()
+            await pipeline_once()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+
+            # the ceiling: a plain COPY of the same normalized rows into the same table
+            payload = await client.run_export(query)
+            records = normalize_export(
+                dt, "finest", payload["data"], scope=f"location:{LOCATION}"
+            ).rows
+            columns = [c.name for c in records.table.columns]
+            del payload
+            copy_times = []
+            for _ in range(3):
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute("TRUNCATE vidicenter.viewers_finest")
+                    started = time.perf_counter()
+                    await conn.copy_records_to_table(
+                        "viewers_finest",
+                        schema_name="vidicenter",
+                        records=records.records,
+                        columns=columns,
+                    )
+                copy_times.append(time.perf_counter() - started)
+            copy_s = min(copy_times)
+        await pool.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+    print(f"rows: {rows}, payload: {payload_bytes / 1e6:.1f} MB")
+    print(
+        f"pipeline (download, parse, normalize, load, commit): {pipeline_s:.2f} s, "
+        f"{rows / pipeline_s:,.0f} rows/s"
+    )
+    print(
+        f"re-ingest of the same day (the old slice deleted first): {reingest_s:.2f} s, "
+        f"{rows / reingest_s:,.0f} rows/s"
+    )
+    print(
+        f"ceiling (plain COPY of the normalized rows): {copy_s:.2f} s, {rows / copy_s:,.0f} rows/s"
+    )
+    print(f"pipeline / ceiling: {copy_s / pipeline_s:.0%}")
+    print(
+        f"peak Python memory of the pipeline: {peak / 1e6:.0f} MB "
+        f"({peak / payload_bytes:.1f}x the payload)"
+    )
+
+
+if __name__ == "__main__":
+    main()
