@@ -167,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from ingest.logs import configure_logging
 
-    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    level = settings.log_level
+    if args.command == "demo" and "log_level" not in settings.model_fields_set:
+        level = "warning"  # the demo's own report is the output; INGEST_LOG_LEVEL overrides
+    configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     try:
         return anyio.run(_dispatch, args, settings)
     except (ConfigError, UsageError, MigrationError) as error:

@@ -48,6 +48,9 @@ async def build_context(
                 f"vidicenter:{settings.vidicenter_username}",
                 per_minute=settings.vidicenter_calls_per_minute,
                 at_once=settings.vidicenter_max_connections,
+                # a call cannot be in flight longer than its timeout: a killed worker's
+                # calls stop holding connection places then
+                stale_s=settings.http_timeout_s + 1,
             )
             ctx.vidicenter = VidiCenterClient(
                 session,

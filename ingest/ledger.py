@@ -13,7 +13,7 @@ import asyncpg
 
 from ingest.db import Connection
 from ingest.delays import backoff
-from ingest.errors import IngestError, RetryableError
+from ingest.errors import IngestError, RetryableError, TerminalError
 
 # Statements that need no transaction of their own run on a pool or a connection.
 Executor: TypeAlias = "Connection | asyncpg.Pool[Any]"
@@ -157,6 +157,8 @@ async def claim_batch(
     """
     ids = list(only_ids) if only_ids is not None else None
     async with conn.transaction():
+        # one claimer at a time: concurrent ones would skip each other's locks and split a batch
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.claim:' || $1))", vendor)
         leader = await conn.fetchrow(
             f"""
             SELECT {_JOB_COLUMNS} FROM ingest.jobs
@@ -329,7 +331,9 @@ async def fail_jobs(
 ) -> JobStatus:
     """Record a failure: pending again after a backoff, or dead when out of tries or terminal."""
     attempts = max(j.attempts for j in jobs)
-    retryable = isinstance(error, RetryableError)
+    # only a TerminalError is final at once; anything else (a dropped connection, a
+    # payload that broke the code) gets the job's remaining tries
+    retryable = not isinstance(error, TerminalError)
     dead = not retryable or attempts >= max_attempts
     delay = 0.0
     if not dead:

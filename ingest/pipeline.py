@@ -88,9 +88,14 @@ class _LeaseWatch:
 
 @asynccontextmanager
 async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> Any:
-    """Keep the jobs' lease alive while the body runs; cancel the body if it is lost."""
+    """Keep the jobs' lease alive while the body runs; cancel the body if it is lost.
+
+    An error of the body leaves as itself, not wrapped in the task group's ExceptionGroup,
+    so the callers' `except` clauses see it.
+    """
     watch = _LeaseWatch()
     lease = ctx.settings.job_lease_s
+    body_error: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def beat() -> None:
@@ -103,14 +108,18 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> Any:
                     log.warning("job.lease_lost", jobs=[j.id for j in jobs])
                     tg.cancel_scope.cancel()
                     return
-                except (OSError, asyncpg.PostgresError) as error:
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                     log.warning("job.heartbeat_failed", error=str(error))
 
         tg.start_soon(beat)
         try:
             yield watch
+        except Exception as error:
+            body_error = error
         finally:
             tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
 
 
 def _keeps_export(error: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import anyio
@@ -23,6 +24,7 @@ _DB_DOWN = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,  # a connection torn down in the middle of an operation
 )
 
 
@@ -41,6 +43,12 @@ async def run_batch(ctx: Context, jobs: Sequence[ledger.Job]) -> Outcome:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
             log.info("job.handed_back", jobs=[j.id for j in jobs])
+        raise
+    except _DB_DOWN:
+        # the failure could not be recorded; hand the jobs back rather than leave them
+        # running until their lease runs out (if the database is still away, the lease will)
+        with anyio.move_on_after(5), suppress(*_DB_DOWN, asyncpg.PostgresError):
+            await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
         raise
 
 
