@@ -168,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest.logs import configure_logging
 
     level = settings.log_level
-    if args.command == "demo" and "log_level" not in settings.model_fields_set:
-        level = "warning"  # the demo's own report is the output; INGEST_LOG_LEVEL overrides
+    quiet = args.command == "demo" or (args.command == "backfill" and sys.stderr.isatty())
+    if quiet and "log_level" not in settings.model_fields_set:
+        # the report (or the progress bar) is the output; INGEST_LOG_LEVEL overrides
+        level = "warning"
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     try:
         return anyio.run(_dispatch, args, settings)
