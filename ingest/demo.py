@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from urllib.parse import urlsplit
 
+import anyio
+import asyncpg
 import structlog
 from pydantic import SecretStr
 
@@ -16,29 +20,31 @@ from ingest.datatypes import get_data_type
 from ingest.jobspecs import VidiCenterRequest, angus_specs, vidicenter_specs
 from ingest.ledger import JobSpec, Vendor
 from ingest.simulator import SimConfig, run_simulator
+from ingest.vendors.vidicenter import VidiCenterClient
 from ingest.worker import work_vendor
 
 log = structlog.get_logger(__name__)
 
-# (data type, resolution, options): every data type of VidiCenter, raw and aggregated
-DEMO_EXPORTS: list[tuple[str, str, dict[str, object]]] = [
-    ("viewers", "1h", {}),
-    ("viewers", "1h", {"group_by_demographics": True}),
-    ("viewers", "finest", {}),
-    ("viewers_apc", "finest", {}),
-    ("ots", "1h", {}),
-    ("gate", "1h", {}),
-    ("proof_of_play_by_location", "1h", {}),
-    ("proof_of_play_by_site", "1h", {}),
-    ("extrapolated_watchers", "1h", {"extrapolation_amount": "100"}),
-    ("extrapolated_ots", "1h", {"extrapolation_amount": "100"}),
-    ("vehicles", "1h", {}),
-    ("vehicles", "finest", {}),
-    ("footfall", "1h", {}),
-    ("footfall", "finest", {}),
-    ("vehicles_footfall", "1h", {}),
-    ("vehicles_footfall", "finest", {}),
-    ("im", "1h", {}),
+# (data type, resolution, grouped by demographics, extrapolation amount): every data type
+# of VidiCenter, raw and aggregated
+DEMO_EXPORTS: list[tuple[str, str, bool, str | None]] = [
+    ("viewers", "1h", False, None),
+    ("viewers", "1h", True, None),
+    ("viewers", "finest", False, None),
+    ("viewers_apc", "finest", False, None),
+    ("ots", "1h", False, None),
+    ("gate", "1h", False, None),
+    ("proof_of_play_by_location", "1h", False, None),
+    ("proof_of_play_by_site", "1h", False, None),
+    ("extrapolated_watchers", "1h", False, "100"),
+    ("extrapolated_ots", "1h", False, "100"),
+    ("vehicles", "1h", False, None),
+    ("vehicles", "finest", False, None),
+    ("footfall", "1h", False, None),
+    ("footfall", "finest", False, None),
+    ("vehicles_footfall", "1h", False, None),
+    ("vehicles_footfall", "finest", False, None),
+    ("im", "1h", False, None),
 ]
 ANGUS_DAYS = 3
 
@@ -48,14 +54,14 @@ def demo_specs(
 ) -> list[JobSpec]:
     """One day of every VidiCenter data type, and a few days of every Angus stream."""
     specs: list[JobSpec] = []
-    for name, resolution, options in DEMO_EXPORTS:
+    for name, resolution, grouped, amount in DEMO_EXPORTS:
         req = VidiCenterRequest(
             data_type=get_data_type(name),
             resolution=resolution,
             days=[day.date()],
             sources={"locations": locations},
-            group_by_demographics=bool(options.get("group_by_demographics")),
-            extrapolation_amount=options.get("extrapolation_amount"),  # type: ignore[arg-type]
+            group_by_demographics=grouped,
+            extrapolation_amount=amount,
         )
         specs += vidicenter_specs(req, location_ids=locations, site_ids=sites)
     days = [(day - timedelta(days=i)).date() for i in range(ANGUS_DAYS - 1, -1, -1)]
@@ -64,6 +70,7 @@ def demo_specs(
 
 
 async def run_demo(settings: Settings) -> int:
+    """Serve the simulator in-process, ingest into the configured database, report."""
     started = time.monotonic()
     sim_config = SimConfig(build_seconds=0.3, finest_rows_per_hour=40)
     async with run_simulator(sim_config) as sim:
@@ -86,8 +93,8 @@ async def run_demo(settings: Settings) -> int:
                 applied = await db.migrate(conn)
             print(f"migrations applied: {len(applied)}")
             async with build_context(demo, pool) as ctx:
-                assert ctx.vidicenter is not None
-                found = await ctx.vidicenter.list_locations()  # type: ignore[attr-defined]
+                assert isinstance(ctx.vidicenter, VidiCenterClient)
+                found = await ctx.vidicenter.list_locations()
                 locations = [str(x["id"]) for x in found if x.get("active")]
                 sites = sorted({str(x["site_id"]) for x in found if x.get("active")})
                 yesterday = datetime.now(UTC) - timedelta(days=1)
@@ -104,8 +111,6 @@ async def run_demo(settings: Settings) -> int:
                     f"{yesterday:%Y-%m-%d} for {len(locations)} locations, "
                     f"{ANGUS_DAYS} days of {len(ctx.streams)} Angus streams ..."
                 )
-                import anyio
-
                 async with anyio.create_task_group() as tg:
                     for vendor, job_ids in ids.items():
                         loops = (
@@ -113,7 +118,16 @@ async def run_demo(settings: Settings) -> int:
                             if vendor is Vendor.vidicenter
                             else demo.angus_max_concurrency
                         )
-                        tg.start_soon(_work, ctx, vendor, loops, job_ids)
+                        tg.start_soon(
+                            partial(
+                                work_vendor,
+                                ctx,
+                                vendor,
+                                loops=loops,
+                                only_ids=job_ids,
+                                until_drained=True,
+                            )
+                        )
             rows = await pool.fetch(
                 """
                 SELECT data_type, time_resolution, status, count(*) AS jobs,
@@ -146,25 +160,20 @@ async def run_demo(settings: Settings) -> int:
     return EXIT_DEAD if dead else EXIT_OK
 
 
-async def _work(ctx: object, vendor: Vendor, loops: int, ids: list[int]) -> None:
-    await work_vendor(ctx, vendor, loops=loops, only_ids=ids, until_drained=True)  # type: ignore[arg-type]
-
-
-async def _table_counts(pool: object) -> list[tuple[str, int]]:
+async def _table_counts(pool: asyncpg.Pool) -> list[tuple[str, int]]:
     out = []
-    rows = await pool.fetch(  # type: ignore[attr-defined]
+    rows = await pool.fetch(
         "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
         " WHERE table_schema IN ('vidicenter', 'angus') ORDER BY 1"
     )
     for r in rows:
-        n = await pool.fetchval(f"SELECT count(*) FROM {r['t']}")  # type: ignore[attr-defined]
+        n = await pool.fetchval(f"SELECT count(*) FROM {r['t']}")
         out.append((r["t"], int(n)))
     return out
 
 
 def _safe_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
+    """The database URL without its password, for the report."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     return f"{parts.scheme}://{parts.username or ''}@{host}:{parts.port or 5432}{parts.path}"
