@@ -8,12 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes.
+# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes. The
+# stub package has the folders the build backend expects (migrations is force-included).
 COPY pyproject.toml README.md ./
-RUN mkdir ingest && echo '__version__ = "0"' > ingest/__init__.py \
+RUN mkdir ingest migrations && echo '__version__ = "0"' > ingest/__init__.py \
     && pip install . \
     && pip uninstall -y ingest \
-    && rm -rf ingest
+    && rm -rf ingest migrations
 
 COPY ingest ./ingest
 COPY migrations ./migrations

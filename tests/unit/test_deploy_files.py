@@ -238,3 +238,15 @@ def test_every_command_answers_help_with_exit_0() -> None:
 @pytest.mark.parametrize("command", sorted(commands()))
 def test_every_command_is_described_in_the_readme(command: str) -> None:
     assert f"`ingest {command}" in (ROOT / "README.md").read_text()
+
+
+def test_the_dependency_layer_stub_has_every_folder_the_build_backend_needs() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    forced = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stub = next(line for line in dockerfile.splitlines() if line.startswith("RUN mkdir "))
+    made = stub.removeprefix("RUN mkdir ").split("&&")[0].split()
+    for source in forced:
+        assert source in made, f"the stub layer lacks {source}/: pip install . would fail"
