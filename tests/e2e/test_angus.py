@@ -3,12 +3,8 @@ and `ingest` as a subprocess."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,71 +16,18 @@ import pytest
 from ingest.simulator import RunningSimulator, SimConfig, run_simulator
 from ingest.simulator import entities as sim_entities
 
+from .ingest_process import STREAM_1, STREAM_2, ingest, ingest_env
+
 pytestmark = pytest.mark.slow
 
 FIRST_DAY = date(2024, 3, 1)
 USERNAME = "demo@example.com"
-GOOD_1 = {"username": USERNAME, "client_id": "stream-1", "access_token": "demo-access-1"}
-GOOD_2 = {"username": USERNAME, "client_id": "stream-2", "access_token": "demo-access-2"}
+GOOD_1 = STREAM_1
+GOOD_2 = STREAM_2
 WRONG_TOKEN = "wrong-access-token-4f1c9"
 
 
 # --- running ingest -----------------------------------------------------------------------
-
-
-@dataclass
-class Finished:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def ingest_env(
-    db_url: str, sim: RunningSimulator, streams: list[dict[str, str]], **extra: str
-) -> dict[str, str]:
-    """The environment of an `ingest` subprocess: the test's database and simulator only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-    env.update(
-        INGEST_DATABASE_URL=db_url,
-        INGEST_ANGUS_CONSOLE_URL=sim.url,
-        INGEST_ANGUS_DATA_URL=sim.url,
-        INGEST_ANGUS_STREAMS=json.dumps(streams),
-        INGEST_VIDICENTER_URL=sim.url,
-        INGEST_VIDICENTER_USERNAME="demo",
-        INGEST_VIDICENTER_TOKEN="demo-token",
-        INGEST_VIDICENTER_POLL_INITIAL_S="0.2",
-        INGEST_WORKER_IDLE_POLL_S="0.2",
-        INGEST_JOB_RETRY_BASE_S="0",
-        INGEST_DAY_TIMEZONE="UTC",
-    )
-    env.update(extra)
-    return env
-
-
-async def ingest(env: dict[str, str], cwd: Path, *args: str) -> Finished:
-    """Run `python -m ingest ARGS` to its end (the simulator keeps serving meanwhile)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ingest",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return Finished(proc.returncode, out.decode(), err.decode())
 
 
 def backfill_args(first: date, last: date, *more: str) -> list[str]:

@@ -41,4 +41,3 @@ async def test_demo_migrates_an_empty_database_and_fills_every_table(
         assert await conn.fetchval("SELECT count(*) FROM ingest.jobs WHERE status <> 'done'") == 0
     finally:
         await conn.close()
-

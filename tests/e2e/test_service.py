@@ -7,8 +7,6 @@ The simulator serves on a real port in the test's event loop, PostgreSQL is real
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import socket
 import sys
@@ -30,18 +28,11 @@ from ingest.metrics import Metrics
 from ingest.server import Liveness, create_app, serving
 from ingest.simulator import RunningSimulator, SimConfig, run_simulator
 
+from .ingest_process import STREAM_1, STREAM_2, ingest
+from .ingest_process import ingest_env as process_env
+
 pytestmark = pytest.mark.slow
 
-STREAM_1 = {
-    "username": "demo@example.com",
-    "client_id": "stream-1",
-    "access_token": "demo-access-1",
-}
-STREAM_2 = {
-    "username": "demo@example.com",
-    "client_id": "stream-2",
-    "access_token": "demo-access-2",
-}
 ACTIVE_LOCATIONS = [str(i) for i in range(1001, 1007)]  # the simulator's; 1007 is inactive
 HOURS = 24
 
@@ -52,62 +43,16 @@ HOURS = 24
 def ingest_env(
     db_url: str, sim: RunningSimulator, streams: list[dict[str, str]], **extra: str
 ) -> dict[str, str]:
-    """The environment of an `ingest` subprocess: the test's database and simulator only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-    env.update(
-        INGEST_DATABASE_URL=db_url,
-        INGEST_ANGUS_CONSOLE_URL=sim.url,
-        INGEST_ANGUS_DATA_URL=sim.url,
-        INGEST_ANGUS_STREAMS=json.dumps(streams),
-        INGEST_VIDICENTER_URL=sim.url,
-        INGEST_VIDICENTER_USERNAME="demo",
-        INGEST_VIDICENTER_TOKEN="demo-token",
-        INGEST_VIDICENTER_LOCATIONS="1001,1002",
-        INGEST_VIDICENTER_SCHEDULE="viewers:1h",
-        INGEST_VIDICENTER_POLL_INITIAL_S="0.2",
-        INGEST_VIDICENTER_POLL_MAX_S="0.5",
-        INGEST_WORKER_IDLE_POLL_S="0.2",
-        INGEST_JOB_RETRY_BASE_S="0",
-        INGEST_SCHEDULE_LOOKBACK_DAYS="1",
-        INGEST_DAY_TIMEZONE="UTC",
-        INGEST_HTTP_HOST="127.0.0.1",
-        INGEST_HTTP_PORT="0",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Finished:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-async def ingest(env: dict[str, str], cwd: Path, *args: str) -> Finished:
-    """Run `python -m ingest ARGS` to its end (the simulator keeps serving meanwhile)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ingest",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return Finished(proc.returncode, out.decode(), err.decode())
+    """The shared test environment, plus a small schedule and a health port of its own."""
+    service = {
+        "INGEST_VIDICENTER_LOCATIONS": "1001,1002",
+        "INGEST_VIDICENTER_SCHEDULE": "viewers:1h",
+        "INGEST_VIDICENTER_POLL_MAX_S": "0.5",
+        "INGEST_SCHEDULE_LOOKBACK_DAYS": "1",
+        "INGEST_HTTP_HOST": "127.0.0.1",
+        "INGEST_HTTP_PORT": "0",
+    }
+    return process_env(db_url, sim, streams, **(service | extra))
 
 
 @dataclass
