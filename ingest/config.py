@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(
         default=300.0,
         ge=5,
-        description="a claimed job is taken over by another worker after this long without a heartbeat",  # noqa: E501
+        description="seconds without a heartbeat before another worker takes a claimed job over",
     )
     job_retry_base_s: float = Field(
         default=30.0,
