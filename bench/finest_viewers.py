@@ -28,15 +28,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import msgspec
 from pydantic import SecretStr
 
 from ingest import db, ledger
 from ingest.budget import CallBudget
 from ingest.config import load_settings
-from ingest.datatypes import get_data_type
+from ingest.datatypes import get_data_type, table_for
 from ingest.ledger import JobSpec, Vendor
 from ingest.logs import configure_logging
-from ingest.normalize.vidicenter import normalize_export
+from ingest.normalize.vidicenter import normalize_chunks
 from ingest.pipeline import Context, work_vidicenter
 from ingest.vendors.http import new_session
 from ingest.vendors.vidicenter import VidiCenterClient, export_query
@@ -127,7 +128,7 @@ async def measure(database_url: str, port: int) -> None:
             )
             # let the vendor build the export first: its build time is not ours
             warm = await client.run_export(query)
-            rows = len(warm["data"])
+            rows = len(msgspec.json.decode(warm["data"]))
             auth = {"Authorization": "Basic " + base64.b64encode(b"demo:demo-token").decode()}
             async with session.get(f"{sim_url}/api/v1/data/?{query}", headers=auth) as resp:
                 payload_bytes = len(await resp.read())
@@ -171,10 +172,15 @@ async def measure(database_url: str, port: int) -> None:
 
             # the ceiling: a plain COPY of the same normalized rows into the same table
             payload = await client.run_export(query)
-            records = normalize_export(
-                dt, "finest", payload["data"], scope=f"location:{LOCATION}"
-            ).rows
-            columns = [c.name for c in records.table.columns]
+            table = table_for(dt, "finest")
+            records = [
+                r
+                for chunk in normalize_chunks(
+                    dt, "finest", payload["data"], scope=f"location:{LOCATION}"
+                )
+                for r in chunk.rows.records
+            ]
+            columns = list(table.column_names)
             del payload
             copy_times = []
             for _ in range(3):
@@ -184,7 +190,7 @@ async def measure(database_url: str, port: int) -> None:
                     await conn.copy_records_to_table(
                         "viewers_finest",
                         schema_name="vidicenter",
-                        records=records.records,
+                        records=records,
                         columns=columns,
                     )
                 copy_times.append(time.perf_counter() - started)

@@ -39,8 +39,11 @@ from functools import cache
 from operator import itemgetter
 from typing import cast
 
+import msgspec
+
 from ingest.datatypes import Column, DataType, Fill, TableSpec, table_for
 from ingest.errors import BadPayload
+from ingest.normalize import typed
 
 _Convert = Callable[[object], object]  # one value
 _Record = tuple[object, ...]
@@ -152,8 +155,35 @@ def normalize_chunks(
     """The records of `normalize_export`, a slice of rows at a time.
 
     Only one slice's records exist at once, and the loader can send a slice to the
-    database while the next one is converted.
+    database while the next one is converted. `data` may be the undecoded JSON of the
+    rows (`msgspec.Raw`): rows of the documented shape are then decoded straight into the
+    table's types (the bulk path), anything else goes through the dict path.
     """
+    if isinstance(data, msgspec.Raw):
+        table = table_for(dt, resolution)
+        rows = typed.decode_rows(table, data)
+        if rows is not None:
+            convert = typed.converter(table)
+            amount = extrapolation_amount or ""
+            for start in range(0, len(rows), chunk_rows):
+                part = rows[start : start + chunk_rows]
+                records = convert(part, resolution, scope, amount)
+                if records is None:  # a row for the careful path: the dict path takes the slice
+                    yield normalize_export(
+                        dt,
+                        resolution,
+                        typed.to_dicts(part),
+                        scope=scope,
+                        extrapolation_amount=extrapolation_amount,
+                        first_row=start,
+                    )
+                else:
+                    yield NormalizedExport(TableRows(table, records))
+            return
+        try:
+            data = msgspec.json.decode(data)
+        except msgspec.DecodeError as error:
+            raise BadPayload(f"the export's data is not JSON ({error})") from None
     if not isinstance(data, list):
         raise BadPayload(f"the export's data: expected a list of rows, got {_show(data)}")
     for start in range(0, max(1, len(data)), chunk_rows):

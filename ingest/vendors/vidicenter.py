@@ -18,11 +18,12 @@ from pydantic import SecretStr
 
 from ingest.config import is_loopback
 from ingest.errors import BadPayload, ConfigError, ExportFailed, ExportPending
-from ingest.vendors.http import decode_json, error_for_status, with_retries
+from ingest.vendors.http import decode_json, decode_json_keeping, error_for_status, with_retries
 
 log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
+_RAW_DATA = frozenset({"data"})
 
 
 class Budget(Protocol):
@@ -109,7 +110,7 @@ class VidiCenterClient:
         self._rng = rng or random.Random()
         self._on_poll_wait = on_poll_wait
 
-    async def _get_once(self, path: str, query: str) -> Any:
+    async def _get_once(self, path: str, query: str, raw_keys: frozenset[str]) -> Any:
         url = f"{self._base}{path}" + (f"?{query}" if query else "")
         async with self._budget.call(), self._session.get(url, headers=self._headers) as resp:
             body = await resp.read()
@@ -120,12 +121,19 @@ class VidiCenterClient:
                     body.decode("utf-8", "replace"),
                     resp.headers.get("Retry-After"),
                 )
+        if raw_keys:
+            return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)
 
-    async def get_json(self, path: str, query: str = "") -> Any:
-        """One GET, retried on passing failures; 401/403 and other 4xx are not retried."""
+    async def get_json(
+        self, path: str, query: str = "", *, raw_keys: frozenset[str] = frozenset()
+    ) -> Any:
+        """One GET, retried on passing failures; 401/403 and other 4xx are not retried.
+
+        The values of `raw_keys` in the answer are left undecoded (`msgspec.Raw`).
+        """
         return await with_retries(
-            lambda: self._get_once(path, query),
+            lambda: self._get_once(path, query, raw_keys),
             what=f"GET {path}",
             retries=self._retries,
             sleep=self._sleep,
@@ -155,8 +163,10 @@ class VidiCenterClient:
     ) -> dict[str, Any]:
         """Start (or resume) the export of `query`, poll it until finished, return the answer.
 
-        `force` adds `force_rebuild` to the first request only: the polls that follow
-        must be the plain query, or each of them would start the build again.
+        The answer's `data` is left undecoded (`msgspec.Raw`): the normalizer decodes the
+        rows straight into the table's types. `force` adds `force_rebuild` to the first
+        request only: the polls that follow must be the plain query, or each of them would
+        start the build again.
         Raises ExportFailed with the vendor's reason, ExportPending past the deadline.
         """
         deadline = self._clock() + self._deadline_s
@@ -165,17 +175,15 @@ class VidiCenterClient:
         polls = 0
         while True:
             sent = query + "&force_rebuild=1" if (first and force) else query
-            payload = await self.get_json("/api/v1/data/", sent)
-            if not isinstance(payload, dict):
-                raise BadPayload("export answer is not a JSON object")
+            payload: dict[str, Any] = await self.get_json("/api/v1/data/", sent, raw_keys=_RAW_DATA)
             state = export_state(payload)
             if first and on_started is not None:
                 await on_started()
             first = False
             if state == "finished":
-                if not isinstance(payload.get("data"), list):
-                    raise BadPayload("finished export has no 'data' list")
-                log.info("export.finished", polls=polls, rows=len(payload["data"]))
+                if "data" not in payload:
+                    raise BadPayload("finished export has no 'data'")
+                log.info("export.finished", polls=polls, bytes=len(payload["data"]))
                 return payload
             if state == "failed":
                 reason = payload.get("fail_reason") or "no reason given"
