@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import asyncpg
 import structlog
@@ -86,29 +87,44 @@ async def build_context(
         yield ctx
 
 
-async def _location_scopes(
-    client: VidiCenterClient, args: argparse.Namespace, settings: Settings
-) -> tuple[list[str], list[str]]:
-    """Location and site ids for per-location or per-site jobs, resolved through the API
-    where the command names sites, tags or `all`."""
-    locations: list[str] = list(args.locations or [])
-    sites: list[str] = list(args.sites or [])
-    tagged_l: list[str] = list(args.location_tags or [])
-    tagged_s: list[str] = list(args.site_tags or [])
-    if not (locations or sites or tagged_l or tagged_s):
+def _ids(items: list[Any], key: str = "id") -> set[str]:
+    """Ids of API objects (or of bare ids, as tag members may be given)."""
+    return {str(x[key]) if isinstance(x, dict) else str(x) for x in items}
+
+
+def _members(tags: list[dict[str, Any]], wanted: list[str], key: str) -> set[str]:
+    found = {str(t.get("id")): t for t in tags}
+    unknown = sorted(set(wanted) - set(found), key=int)
+    if unknown:
+        raise UsageError(f"--{key[:-1].replace('_', '-')}-tags: no such tag {', '.join(unknown)}")
+    return {m for tag_id in wanted for m in _ids(found[tag_id].get(key) or [])}
+
+
+async def resolve_scopes(
+    client: VidiCenterClient, args: argparse.Namespace, settings: Settings, kind: ScopeKind
+) -> list[str]:
+    """The location ids (or site ids, for a per-site type) the command's scope stands for,
+    through the topology calls where it names sites, tags or `all`."""
+    locations: set[str] = set(args.locations or [])
+    sites: set[str] = set(args.sites or [])
+    if args.location_tags:
+        locations |= _members(await client.list_location_tags(), args.location_tags, "locations")
+    if args.site_tags:
+        sites |= _members(await client.list_site_tags(), args.site_tags, "sites")
+    if not (args.locations or args.sites or args.location_tags or args.site_tags):
         if settings.vidicenter_all_locations:
             found = await client.list_locations()
-            locations = [str(x["id"]) for x in found if x.get("active", True)]
+            locations = {str(x["id"]) for x in found if x.get("active", True)}
         else:
-            locations = list(settings.vidicenter_locations)
-    if tagged_l or tagged_s:
-        found = await client.list_locations()
-        for item in found:
-            ltags = {str(t) for t in item.get("location_tags", item.get("tags", [])) or []}
-            stags = {str(t) for t in item.get("site_tags", []) or []}
-            if ltags & set(tagged_l) or stags & set(tagged_s):
-                locations.append(str(item["id"]))
-    return locations, sites
+            locations = set(settings.vidicenter_locations)
+    if kind is ScopeKind.site:
+        if locations:  # the sites of the named locations
+            found = await client.list_locations()
+            sites |= {str(x["site_id"]) for x in found if str(x["id"]) in locations}
+        return sorted(sites, key=int)
+    for site in sorted(sites, key=int):
+        locations |= _ids(await client.list_site_locations(site))
+    return sorted(locations, key=int)
 
 
 async def backfill(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,8 +169,6 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
             extrapolation_amount=args.extrapolation_amount,
         )
         vidicenter_specs(req, location_ids=["0"], site_ids=["0"])  # validate before any I/O
-        if dt.scope_kind is ScopeKind.site and not args.sites:
-            raise UsageError(f"{dt.name} is per site: give --sites")
     else:
         if not settings.angus_configured:
             raise UsageError("INGEST_ANGUS_STREAMS must be set to backfill Angus")
@@ -183,15 +197,11 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
         async with build_context(settings, pool) as ctx:
             if vendor is Vendor.vidicenter:
                 assert isinstance(ctx.vidicenter, VidiCenterClient)
-                if dt.scope_kind is ScopeKind.location:
-                    locations, sites = await _location_scopes(ctx.vidicenter, args, settings)
-                    for site in sites:
-                        found = await ctx.vidicenter.list_site_locations(site)
-                        locations += [str(x["id"]) for x in found]
-                    locations = sorted(set(locations), key=int)
-                    specs = vidicenter_specs(req, location_ids=locations)
+                if dt.scope_kind is ScopeKind.extrapolated:
+                    specs = vidicenter_specs(req)
                 else:
-                    specs = vidicenter_specs(req, site_ids=args.sites or [])
+                    ids = await resolve_scopes(ctx.vidicenter, args, settings, dt.scope_kind)
+                    specs = vidicenter_specs(req, location_ids=ids, site_ids=ids)
                 loops = settings.vidicenter_max_exports
             else:
                 specs = angus_specs(streams, resolution, days)

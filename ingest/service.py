@@ -141,6 +141,11 @@ async def run_service(settings: Settings, *, once: bool) -> int:
                 if ok
             ]
             topology = Topology(settings, needs_sites)
+            if ctx.vidicenter is not None and not settings.vidicenter_locations:
+                log.warning(
+                    "schedule.no_locations",
+                    hint="set INGEST_VIDICENTER_LOCATIONS to location ids or to `all`",
+                )
             if once:
                 await schedule_tick(ctx, topology, types)
                 async with anyio.create_task_group() as tg:

@@ -149,6 +149,12 @@ class VidiCenterClient:
     async def list_locations(self) -> list[dict[str, Any]]:
         return _list_of_objects(await self.get_json("/api/v1/locations/"), "locations")
 
+    async def list_location_tags(self) -> list[dict[str, Any]]:
+        return _list_of_objects(await self.get_json("/api/v1/location_tags/"), "location tags")
+
+    async def list_site_tags(self) -> list[dict[str, Any]]:
+        return _list_of_objects(await self.get_json("/api/v1/site_tags/"), "site tags")
+
     async def list_site_locations(self, site_id: str) -> list[dict[str, Any]]:
         return _list_of_objects(
             await self.get_json(f"/api/v1/site/{site_id}/locations/"), "site locations"
