@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -51,20 +53,22 @@ def new_session(
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header: whole seconds or an HTTP date (GMT).
+
+    Anything else ('inf', '1e9', garbage) is None: the caller's own backoff applies.
+    """
     if not value:
         return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value).timestamp()
+        when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
-    import time
-
-    return max(0.0, when - (now if now is not None else time.time()))
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
 def _message(body: str) -> str:
@@ -134,8 +138,13 @@ async def with_retries(
     retries: int,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     rng: random.Random | None = None,
+    max_wait_s: float | None = None,
 ) -> T:
-    """Run `attempt`, trying again after passing failures (5xx, 429, network) with backoff."""
+    """Run `attempt`, trying again after passing failures (5xx, 429, network) with backoff.
+
+    A wait longer than `max_wait_s` (a Retry-After of an hour, say) is not slept here: the
+    failure is raised with its delay, and the job is tried again after it.
+    """
     for n in range(retries + 1):
         try:
             return await attempt()
@@ -148,6 +157,9 @@ async def with_retries(
         if n == retries:
             raise failure
         wait = failure.delay if failure.delay is not None else backoff(n, rng=rng)
+        if max_wait_s is not None and wait > max_wait_s:
+            failure.delay = wait
+            raise failure
         log.warning(
             "http.retry_scheduled",
             what=what,

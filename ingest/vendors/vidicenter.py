@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
 _RAW_DATA = frozenset({"data"})
+# a longer Retry-After is not slept through in a call: the job is tried again after it
+MAX_RETRY_WAIT_S = 120.0
 
 
 class Budget(Protocol):
@@ -98,7 +100,8 @@ class VidiCenterClient:
         self._session = session
         self._base = base_url.rstrip("/")
         # the header is built here, once; the token never goes into a URL
-        credentials = f"{username}:{token.get_secret_value()}".encode()
+        self._token = token.get_secret_value()
+        credentials = f"{username}:{self._token}".encode()
         self._headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
         self._budget = budget
         self._retries = retries
@@ -115,22 +118,25 @@ class VidiCenterClient:
         async with self._budget.call(), self._session.get(url, headers=self._headers) as resp:
             body = await resp.read()
             if resp.status >= 400:
-                raise error_for_status(
-                    VENDOR,
-                    resp.status,
-                    body.decode("utf-8", "replace"),
-                    resp.headers.get("Retry-After"),
-                )
+                # the vendor's message goes into logs and the ledger: never with the token
+                text = body.decode("utf-8", "replace").replace(self._token, "[REDACTED]")
+                raise error_for_status(VENDOR, resp.status, text, resp.headers.get("Retry-After"))
         if raw_keys:
             return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)
 
     async def get_json(
-        self, path: str, query: str = "", *, raw_keys: frozenset[str] = frozenset()
+        self,
+        path: str,
+        query: str = "",
+        *,
+        raw_keys: frozenset[str] = frozenset(),
+        max_wait_s: float = MAX_RETRY_WAIT_S,
     ) -> Any:
         """One GET, retried on passing failures; 401/403 and other 4xx are not retried.
 
-        The values of `raw_keys` in the answer are left undecoded (`msgspec.Raw`).
+        The values of `raw_keys` in the answer are left undecoded (`msgspec.Raw`). A retry
+        that would wait longer than `max_wait_s` fails the call with its delay instead.
         """
         return await with_retries(
             lambda: self._get_once(path, query, raw_keys),
@@ -138,6 +144,7 @@ class VidiCenterClient:
             retries=self._retries,
             sleep=self._sleep,
             rng=self._rng,
+            max_wait_s=max_wait_s,
         )
 
     async def whoami(self) -> str:
@@ -181,7 +188,12 @@ class VidiCenterClient:
         polls = 0
         while True:
             sent = query + "&force_rebuild=1" if (first and force) else query
-            payload: dict[str, Any] = await self.get_json("/api/v1/data/", sent, raw_keys=_RAW_DATA)
+            payload: dict[str, Any] = await self.get_json(
+                "/api/v1/data/",
+                sent,
+                raw_keys=_RAW_DATA,
+                max_wait_s=max(0.0, min(MAX_RETRY_WAIT_S, deadline - self._clock())),
+            )
             state = export_state(payload)
             if first and on_started is not None:
                 await on_started()
@@ -196,7 +208,7 @@ class VidiCenterClient:
                 raise ExportFailed(f"VidiCenter export failed: {reason}", delay=0)
             if state not in ("started", "in_progress"):
                 raise BadPayload(f"unknown export state {state!r}")
-            jittered = wait * self._rng.uniform(0.8, 1.2)
+            jittered = min(self._poll_max_s, wait * self._rng.uniform(0.8, 1.2))
             if self._clock() + jittered > deadline:
                 raise ExportPending(
                     f"export not finished after {self._deadline_s:.0f} s; it goes on at the vendor"
@@ -210,7 +222,10 @@ class VidiCenterClient:
 
 
 def _list_of_objects(payload: Any, what: str) -> list[dict[str, Any]]:
-    if isinstance(payload, dict):  # tolerate a paginated envelope, should one appear
+    if isinstance(payload, dict):  # tolerate a one-page envelope, should one appear
+        if payload.get("next"):
+            # pagination is not documented: refuse rather than use the first page alone
+            raise BadPayload(f"{what} answer has more pages (next: {payload['next']})")
         payload = payload.get("results", payload.get("data"))
     if not isinstance(payload, list) or not all(isinstance(x, dict) for x in payload):
         raise BadPayload(f"{what} answer is not a list of objects")

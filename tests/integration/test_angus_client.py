@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,26 +175,6 @@ def entity_requests(mocked: aioresponses) -> int:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client_session:
         yield client_session
-
-
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the `stream_writer` that aiohttp 3.14
-    requires (pnuckowski/aioresponses#289); supply an already-finished one."""
-
-    class _FinishedWriter:
-        output_size = 0
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", self._FinishedWriter())
-        super().__init__(method, url, **kwargs)
-
-
-@pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
-        monkeypatch.setattr("aioresponses.core.ClientResponse", _CompatResponse)
-    with aioresponses() as mock:
-        yield mock
 
 
 @pytest.fixture
