@@ -82,7 +82,7 @@ async def backfill(
             progress.done += already["done"]
             progress.dead += already["dead"]
             ctx.on_outcome = progress.update
-        state = await work_vendor(ctx, vendor, loops=loops, only_ids=ids, until_drained=True)
+        state = await work_vendor(ctx, vendor, loops=loops, only_ids=ids)
         if state.auth_error is not None:
             await ctx.pool.execute(
                 """

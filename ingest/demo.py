@@ -125,7 +125,6 @@ async def run_demo(settings: Settings) -> int:
                                 vendor,
                                 loops=loops,
                                 only_ids=job_ids,
-                                until_drained=True,
                             )
                         )
             rows = await pool.fetch(

@@ -95,9 +95,7 @@ async def _due_ids(pool: asyncpg.Pool, vendor: Vendor) -> list[int]:
 
 
 async def _drain(ctx: Context, vendor: Vendor, ids: list[int]) -> None:
-    await work_vendor(
-        ctx, vendor, loops=_loops(ctx.settings, vendor), only_ids=ids, until_drained=True
-    )
+    await work_vendor(ctx, vendor, loops=_loops(ctx.settings, vendor), only_ids=ids)
 
 
 def _loops(settings: Settings, vendor: Vendor) -> int:

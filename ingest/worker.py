@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 import asyncpg
@@ -81,7 +82,6 @@ async def _loop(
     state: VendorState,
     *,
     only_ids: Sequence[int] | None,
-    until_drained: bool,
     stop: anyio.Event,
 ) -> None:
     db_wait = 1.0
@@ -107,8 +107,9 @@ async def _loop(
             wait = await _next_wait(ctx, vendor, only_ids)
             if wait is None:
                 return
-            if not until_drained and only_ids is None:
-                wait = ctx.settings.worker_idle_poll_s if wait <= 0.05 else wait
+            if only_ids is None and wait <= 0.05:
+                # due but taken by another worker's claim: no hot loop over the ledger
+                wait = ctx.settings.worker_idle_poll_s
             with anyio.move_on_after(wait):
                 await stop.wait()
             db_wait = 1.0
@@ -131,17 +132,13 @@ async def work_vendor(
     *,
     loops: int,
     only_ids: Sequence[int] | None = None,
-    until_drained: bool = False,
     stop: anyio.Event | None = None,
 ) -> VendorState:
-    """Run `loops` claim-work loops for the vendor until drained or stopped."""
+    """Run `loops` claim-work loops for the vendor: over the given jobs until each is done
+    or dead, or over the whole queue until `stop` is set."""
     state = VendorState()
     stop = stop or anyio.Event()
     async with anyio.create_task_group() as tg:
         for _ in range(loops):
-            tg.start_soon(
-                lambda: _loop(
-                    ctx, vendor, state, only_ids=only_ids, until_drained=until_drained, stop=stop
-                )
-            )
+            tg.start_soon(partial(_loop, ctx, vendor, state, only_ids=only_ids, stop=stop))
     return state
