@@ -15,7 +15,7 @@ import asyncpg
 from ingest.datatypes import TableSpec
 from ingest.db import Connection
 from ingest.errors import BadPayload
-from ingest.normalize.vidicenter import NormalizedExport
+from ingest.normalize.vidicenter import NormalizedExport, TableRows
 
 VIDICENTER = "vidicenter"
 
@@ -66,23 +66,47 @@ class Loaded:
 
     rows: int = 0
     by_scope: Counter[int] = field(default_factory=Counter)
+    seen: int = 0  # rows of the export read so far, kept or not
 
-    def add(self, chunk: NormalizedExport) -> None:
+    def add(self, chunk: NormalizedExport, whole: NormalizedExport) -> None:
         self.rows += len(chunk.rows.records)
         self.by_scope.update(chunk.counts_by_scope())
+        self.seen += len(whole.rows.records)
 
 
-def _check_day(chunk: NormalizedExport, start: datetime, end: datetime, first: int) -> None:
-    """Finest rows outside the job's day would escape the slice a re-ingest replaces."""
-    ts = chunk.rows.table.column_names.index("period_start")
-    whens = [r[ts] for r in chunk.rows.records]
-    if whens and not (start <= min(whens) and max(whens) < end):  # type: ignore[type-var,operator]
-        for i, when in enumerate(whens):
-            if not start <= when < end:  # type: ignore[operator]
-                raise BadPayload(
-                    f"row {first + i}: period_start {when} is outside the requested day "
-                    f"{start.date()}"
-                )
+def _within_day(
+    chunk: NormalizedExport, start: datetime, end: datetime, first: int
+) -> NormalizedExport:
+    """The chunk without the rows that start at or after the day's end.
+
+    The export asks up to the next midnight, which a vendor may count in: such rows belong
+    to the next day's job, which asks for them too. A raw row before the day would escape
+    the slice a re-ingest replaces: BadPayload. (An aggregate may start before the day, a
+    1M period say.)
+    """
+    table = chunk.rows.table
+    ts = table.column_names.index("period_start")
+    records = chunk.rows.records
+    whens: list[datetime] = [r[ts] for r in records]  # type: ignore[misc]
+    if not whens or (min(whens) >= start and max(whens) < end):
+        return chunk
+    finest = table.key is None
+    keep: list[bool] = []
+    for i, when in enumerate(whens):
+        if finest and when < start:
+            raise BadPayload(
+                f"row {first + i}: period_start {when} is before the requested day {start.date()}"
+            )
+        keep.append(when < end)
+    rows = TableRows(table, [r for r, k in zip(records, keep, strict=True) if k])
+    if chunk.child is None:
+        return NormalizedExport(rows)
+    new_index: dict[object, int] = {}
+    for i, kept in enumerate(keep):
+        if kept:
+            new_index[i] = len(new_index)
+    children = [(new_index[r[0]], *r[1:]) for r in chunk.child.records if r[0] in new_index]
+    return NormalizedExport(rows, TableRows(chunk.child.table, children))
 
 
 async def _replace_finest(
@@ -106,17 +130,17 @@ async def _replace_finest(
     loaded = Loaded()
     if table.child is not None:
         # viewers and their contents: ids are taken first so the children can point at them
-        for chunk in chunks:
-            _check_day(chunk, start, end, loaded.rows)
+        for whole in chunks:
+            chunk = _within_day(whole, start, end, loaded.seen)
             await _copy_with_children(conn, table, chunk)
-            loaded.add(chunk)
+            loaded.add(chunk, whole)
         return loaded
 
     def records() -> Iterator[list[tuple[object, ...]]]:
         # each slice is converted while the database takes in the one before
-        for chunk in chunks:
-            _check_day(chunk, start, end, loaded.rows)
-            loaded.add(chunk)
+        for whole in chunks:
+            chunk = _within_day(whole, start, end, loaded.seen)
+            loaded.add(chunk, whole)
             yield chunk.rows.records
 
     await conn.copy_records_to_table(
@@ -165,10 +189,13 @@ async def load_export(
     replace the finest slices of (scope id, day)."""
     if table.key is None:
         return await _replace_finest(conn, table, chunks, scope_ids, day)
+    start = datetime.combine(day, time.min)
+    end = start + timedelta(days=1)
     loaded = Loaded()
     records: list[tuple[object, ...]] = []
-    for chunk in chunks:  # aggregated exports are small: one upsert
-        loaded.add(chunk)
+    for whole in chunks:  # aggregated exports are small: one upsert
+        chunk = _within_day(whole, start, end, loaded.seen)
+        loaded.add(chunk, whole)
         records += chunk.rows.records
     await upsert_records(
         conn,

@@ -44,7 +44,9 @@ def export_query(
     `force_rebuild` is never part of it: it is added to the first request only.
     """
     start = datetime.combine(day, dtime.min)
-    end = start + timedelta(days=1) - timedelta(seconds=1)
+    # up to the next midnight: whether the vendor counts `end` in or not, no second of the
+    # day is left out (rows of the next day, if any, are the next day's job's)
+    end = start + timedelta(days=1)
     pairs: list[tuple[str, str]] = [
         ("data_type", data_type),
         ("time_resolution", time_resolution),

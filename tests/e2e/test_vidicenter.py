@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -576,3 +576,32 @@ async def test_status_json_after_a_backfill_counts_every_job_done(
     assert status.code == 0, status.explain()
     report = json.loads(status.out)
     assert report["jobs"] == {"pending": 0, "running": 0, "done": 6, "dead": 0}
+
+
+# --- the day's end ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_vendor_that_counts_the_end_in_gives_each_day_its_rows_and_no_more(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # the export asks up to the next midnight: a vendor that includes `end` sends the next
+    # day's first period too, which belongs to the next day's job, not this one
+    async with simulator(build_seconds=0.05, inclusive_end=True) as sim:
+        env = ingest_env(db_url, sim)
+        for resolution in ("1h", "finest"):
+            ran = await run_ingest(
+                env, *backfill_args("viewers", DAY, resolution=resolution), cwd=tmp_path
+            )
+            assert ran.code == 0, ran.explain()
+        next_midnight = datetime.combine(date.fromordinal(DAY.toordinal() + 1), time.min)
+        for resolution, table in (("1h", "viewers"), ("finest", "viewers_finest")):
+            served = _expected(sim, "viewers", resolution, [DAY])
+            assert any(_when(r) >= next_midnight for r in served) or resolution == "finest"
+            expected = [r for r in served if _when(r) < next_midnight]
+            await assert_table_holds(pool, table, expected)
+        assert_no_violations(sim)
+
+
+def _when(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(row["period_start"]))

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,12 @@ def assert_no_violations(sim: Simulator) -> None:
 
 
 def day_query(data_type: str, resolution: str, day: date, **params: str) -> dict[str, str]:
-    """A VidiCenter export request for one whole day, as the docs write it."""
+    """A VidiCenter export request for one whole day, as ingest sends it."""
     return {
         "data_type": data_type,
         "time_resolution": resolution,
         "start": f"{day.isoformat()}T00:00:00",
-        "end": f"{day.isoformat()}T23:59:59",
+        "end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00",
         **params,
     }
 

@@ -7,7 +7,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -664,7 +664,7 @@ def test_export_query_puts_keys_in_a_fixed_order_whatever_the_order_given() -> N
     query = export_query("ots", "1h", DAY, sources, options)
 
     assert query == (
-        "data_type=ots&time_resolution=1h&start=2018-01-29T00:00:00&end=2018-01-29T23:59:59"
+        "data_type=ots&time_resolution=1h&start=2018-01-29T00:00:00&end=2018-01-30T00:00:00"
         "&locations=1,2&sites=3&location_tags=5,6&site_tags=7"
         "&group_by_demographics=1&content_ids=9,10&extrapolation_amount=50"
     )
@@ -686,11 +686,11 @@ def test_export_query_keeps_commas_unescaped_in_id_lists() -> None:
 
 
 @pytest.mark.parametrize("day", [date(2018, 1, 29), date(2020, 2, 29), date(2018, 12, 31)])
-def test_export_query_start_and_end_span_the_whole_day(day: date) -> None:
+def test_export_query_runs_from_midnight_to_the_next_midnight(day: date) -> None:
     params = dict(parse_qsl(export_query("ots", "1h", day, {"locations": ["1"]}, {})))
 
     assert params["start"] == f"{day.isoformat()}T00:00:00"
-    assert params["end"] == f"{day.isoformat()}T23:59:59"
+    assert params["end"] == f"{(day + timedelta(days=1)).isoformat()}T00:00:00"
 
 
 @pytest.mark.parametrize(
