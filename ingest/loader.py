@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -87,9 +88,12 @@ def _within_day(
     table = chunk.rows.table
     ts = table.column_names.index("period_start")
     records = chunk.rows.records
-    whens: list[datetime] = [r[ts] for r in records]  # type: ignore[misc]
-    if not whens or (min(whens) >= start and max(whens) < end):
+    if not records:
         return chunk
+    when_of = itemgetter(ts)
+    if min(map(when_of, records)) >= start and max(map(when_of, records)) < end:
+        return chunk  # the usual case, checked without a list
+    whens: list[datetime] = [r[ts] for r in records]  # type: ignore[misc]
     finest = table.key is None
     keep: list[bool] = []
     for i, when in enumerate(whens):
