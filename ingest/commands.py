@@ -50,7 +50,9 @@ async def build_context(
                 per_minute=settings.vidicenter_calls_per_minute,
                 at_once=settings.vidicenter_max_connections,
                 # a call cannot be in flight longer than its timeout: a killed worker's
-                # calls stop holding connection places then
+                # calls stop holding connection places then, and not sooner, since the
+                # vendor may still be answering them (releasing them when the worker dies
+                # let a third connection through in a test)
                 stale_s=settings.http_timeout_s + 1,
             )
             ctx.vidicenter = VidiCenterClient(
