@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import anyio
 import asyncpg
@@ -27,23 +29,35 @@ from ingest.worker import _DB_DOWN, work_vendor
 log = structlog.get_logger(__name__)
 
 
-class Topology:
-    """The locations and sites to schedule; discovered from VidiCenter when LOCATIONS=all."""
+class LocationSource(Protocol):
+    async def list_locations(self) -> list[dict[str, Any]]: ...
 
-    def __init__(self, settings: Settings, needs_sites: bool) -> None:
+
+class Topology:
+    """The locations and sites to schedule; discovered from VidiCenter when LOCATIONS=all,
+    and again every INGEST_VIDICENTER_LOCATIONS_REFRESH_S."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        needs_sites: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._needs_sites = needs_sites
+        self._clock = clock
         self._refreshed_at: float | None = None
         self.locations: list[str] = (
             [] if settings.vidicenter_all_locations else list(settings.vidicenter_locations)
         )
         self.sites: list[str] = []
 
-    async def refresh(self, client: VidiCenterClient | None) -> None:
+    async def refresh(self, client: LocationSource | None) -> None:
+        """Ask VidiCenter again when the refresh interval has passed (no call otherwise)."""
         s = self._settings
         discover = s.vidicenter_all_locations or self._needs_sites
         due = self._refreshed_at is None or (
-            time.monotonic() - self._refreshed_at >= s.vidicenter_locations_refresh_s
+            self._clock() - self._refreshed_at >= s.vidicenter_locations_refresh_s
         )
         if client is None or not discover or not due:
             return
@@ -59,7 +73,7 @@ class Topology:
             {str(x["site_id"]) for x in active if str(x["id"]) in wanted and x.get("site_id")},
             key=int,
         )
-        self._refreshed_at = time.monotonic()
+        self._refreshed_at = self._clock()
 
 
 async def schedule_tick(ctx: Context, topology: Topology, types: list[tuple[str, str]]) -> int:
