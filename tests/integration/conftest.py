@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,3 +66,10 @@ def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[Mocked]:
     mock = Mocked()
     with mock:
         yield mock
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain client session; aioresponses answers its requests."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session

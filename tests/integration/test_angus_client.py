@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -169,12 +168,6 @@ def token_fetches(mocked: aioresponses) -> int:
 
 def entity_requests(mocked: aioresponses) -> int:
     return sum(len(calls) for (method, url), calls in mocked.requests.items() if method == "GET")
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 @pytest.fixture

@@ -94,12 +94,6 @@ class Sleeps:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
