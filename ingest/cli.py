@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import NoReturn
 
 import anyio
 import asyncpg
@@ -99,11 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(sim)
     return parser
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    print(f"ingest: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def worker_id() -> str:

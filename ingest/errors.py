@@ -64,10 +64,6 @@ class BadPayload(RetryableError):
     """The vendor's answer could not be parsed or does not have the documented shape."""
 
 
-class CapacityExhausted(RetryableError):
-    """No export slot is free at the vendor right now."""
-
-
 class VendorRejected(TerminalError):
     """The vendor refused the request as invalid (4xx)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,7 +34,6 @@ class VidiCenterRequest:
     group_by_demographics: bool = False
     content_ids: str | None = None
     extrapolation_amount: str | None = None
-    options_given: Sequence[str] = field(default_factory=tuple)
 
 
 def request_params(req: VidiCenterRequest) -> dict[str, Any]:
