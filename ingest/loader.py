@@ -13,12 +13,11 @@ from typing import Any
 
 import asyncpg
 
+from ingest.datatypes import SCHEMA as VIDICENTER
 from ingest.datatypes import TableSpec
 from ingest.db import Connection
 from ingest.errors import BadPayload
 from ingest.normalize.vidicenter import NormalizedExport, TableRows
-
-VIDICENTER = "vidicenter"
 
 
 def _ident(name: str) -> str:
@@ -123,7 +122,7 @@ async def _replace_finest(
     assert table.slice_column is not None
     start = datetime.combine(day, time.min)
     end = start + timedelta(days=1)
-    target = f"{_ident(VIDICENTER)}.{_ident(table.name)}"
+    target = table.qualified_name
     await conn.execute(
         f"DELETE FROM {target} WHERE {_ident(table.slice_column)} = ANY($1::bigint[])"
         " AND period_start >= $2 AND period_start < $3",
@@ -157,12 +156,16 @@ async def _replace_finest(
 
 
 async def _copy_with_children(conn: Connection, table: TableSpec, chunk: NormalizedExport) -> None:
-    assert chunk.child is not None
+    """Parents with ids taken in bulk from their sequence, then children pointing at them."""
+    assert chunk.child is not None and table.id_column and table.id_sequence
+    child_table = chunk.child.table
+    assert child_table.parent_column is not None
     records = chunk.rows.records
     ids = [
         r[0]
         for r in await conn.fetch(
-            f"SELECT nextval('{VIDICENTER}.{table.name}_id_seq') FROM generate_series(1, $1)",
+            "SELECT nextval($1::regclass) FROM generate_series(1, $2)",
+            table.id_sequence,
             len(records),
         )
     ]
@@ -170,14 +173,13 @@ async def _copy_with_children(conn: Connection, table: TableSpec, chunk: Normali
         table.name,
         schema_name=VIDICENTER,
         records=[(ids[i], *r) for i, r in enumerate(records)],
-        columns=["id", *table.column_names],
+        columns=[table.id_column, *table.column_names],
     )
-    child_table = chunk.child.table
     await conn.copy_records_to_table(
         child_table.name,
         schema_name=VIDICENTER,
         records=[(ids[int(r[0])], *r[1:]) for r in chunk.child.records],  # type: ignore[call-overload]
-        columns=[f"{table.name}_id", *child_table.column_names],
+        columns=[child_table.parent_column, *child_table.column_names],
     )
 
 
