@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ingest.datatypes import DataType, ScopeKind, table_for
+from ingest.datatypes import DataType, ScopeKind, check_options, table_for
 from ingest.errors import UsageError
 from ingest.ledger import JobSpec, Vendor
 
@@ -37,33 +37,29 @@ class VidiCenterRequest:
 
 
 def request_params(req: VidiCenterRequest) -> dict[str, Any]:
-    """The request parameters that make a job distinct; refuses options the type lacks."""
+    """The request parameters that make a job distinct; the registry decides which options
+    the data type takes (UsageError naming the option otherwise)."""
     dt = req.data_type
-    table_for_resolution(dt, req.resolution)
-    params: dict[str, Any] = {}
-    if req.group_by_demographics:
-        if "group_by_demographics" not in dt.options or req.resolution == "finest":
-            raise UsageError("--group-by-demographics works only with aggregated viewers")
-        params["group_by_demographics"] = True
-    if req.content_ids is not None:
-        if "content_ids" not in dt.options:
-            raise UsageError("--content-ids works only with viewers_apc and proof of play")
-        params["content_ids"] = req.content_ids
-    if "extrapolation_amount" in dt.options:
-        amount = req.extrapolation_amount or ""
-        if amount and not amount.isdigit():
-            raise UsageError("--extrapolation-amount must be a whole number (or omitted)")
-        params["extrapolation_amount"] = amount
-    elif req.extrapolation_amount is not None:
-        raise UsageError("--extrapolation-amount works only with the extrapolated types")
-    return params
-
-
-def table_for_resolution(dt: DataType, resolution: str) -> None:
     try:
-        table_for(dt, resolution)
+        table_for(dt, req.resolution)
     except ValueError as error:
         raise UsageError(f"--resolution: {error}") from None
+    params: dict[str, Any] = {}
+    if req.group_by_demographics:
+        params["group_by_demographics"] = True
+    if req.content_ids is not None:
+        params["content_ids"] = req.content_ids
+    if req.extrapolation_amount is not None or "extrapolation_amount" in dt.required_options:
+        amount = req.extrapolation_amount or ""  # empty: the average of the sampled locations
+        if amount and not amount.isdigit():
+            raise UsageError("--extrapolation-amount: must be a whole number (or omitted)")
+        params["extrapolation_amount"] = amount
+    try:
+        check_options(dt, req.resolution, params)
+    except ValueError as error:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(params))
+        raise UsageError(f"{flags}: {error}") from None
+    return params
 
 
 def vidicenter_specs(
