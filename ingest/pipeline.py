@@ -82,6 +82,10 @@ class Context:
     on_outcome: Callable[[str, Outcome], None] | None = None
 
 
+# what a job's failure may be: recorded on the job, which is tried again or dead
+_JOB_ERRORS = (IngestError, OSError, asyncpg.PostgresError, KeyError, ValueError, TypeError)
+
+
 class _LeaseWatch:
     lost = False
 
@@ -176,13 +180,6 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     assert ctx.vidicenter is not None
     first = jobs[0]
     s = ctx.settings
-    structlog.contextvars.bind_contextvars(
-        vendor="vidicenter",
-        data_type=first.data_type,
-        resolution=first.time_resolution,
-        day=first.day.isoformat(),
-        jobs=[j.id for j in jobs],
-    )
     try:
         dt = get_data_type(first.data_type)
         query = first.export_query
@@ -263,10 +260,8 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     except ledger.LeaseLost:
         log.warning("job.lease_lost")
         return Outcome()
-    except (IngestError, OSError, asyncpg.PostgresError, KeyError, ValueError, TypeError) as error:
+    except _JOB_ERRORS as error:
         return await _record_failure(ctx, jobs, error)
-    finally:
-        structlog.contextvars.unbind_contextvars("vendor", "data_type", "resolution", "day", "jobs")
 
 
 def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -281,13 +276,6 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     assert ctx.angus is not None and len(jobs) == 1
     job = jobs[0]
     s = ctx.settings
-    structlog.contextvars.bind_contextvars(
-        vendor="angus",
-        stream=job.scope_id,
-        time_bucket=job.time_resolution,
-        day=job.day.isoformat(),
-        jobs=[job.id],
-    )
     try:
         stream = ctx.streams.get(job.scope_id)
         if stream is None:
@@ -321,18 +309,25 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
         return Outcome(done=1, rows=n, table="angus.entities")
     except ledger.LeaseLost:
         return Outcome()
-    except (IngestError, OSError, asyncpg.PostgresError, KeyError, ValueError, TypeError) as error:
+    except _JOB_ERRORS as error:
         # a stream with bad credentials fails alone; the other streams carry on
         return await _record_failure(ctx, jobs, error)
-    finally:
-        structlog.contextvars.unbind_contextvars("vendor", "stream", "time_bucket", "day", "jobs")
 
 
 async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
-    """Dispatch a claimed batch to its vendor's pipeline."""
-    if jobs[0].vendor == Vendor.vidicenter:
-        return await work_vidicenter(ctx, jobs)
-    return await work_angus(ctx, jobs)
+    """Dispatch a claimed batch to its vendor's pipeline, its context bound to the logs."""
+    first = jobs[0]
+    with structlog.contextvars.bound_contextvars(
+        vendor=first.vendor,
+        data_type=first.data_type,
+        resolution=first.time_resolution,
+        scope=first.scope if len(jobs) == 1 else f"{len(jobs)} {first.scope_kind}s",
+        day=first.day.isoformat(),
+        jobs=[j.id for j in jobs],
+    ):
+        if first.vendor == Vendor.vidicenter:
+            return await work_vidicenter(ctx, jobs)
+        return await work_angus(ctx, jobs)
 
 
 def max_batch(ctx: Context, vendor: Vendor) -> int:
