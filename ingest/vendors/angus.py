@@ -18,16 +18,14 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ingest.config import AngusStream
-from ingest.delays import backoff
 from ingest.errors import (
     AuthError,
     BadPayload,
     RateLimited,
-    RetryableError,
     VendorRejected,
     VendorUnavailable,
 )
-from ingest.vendors.http import parse_retry_after
+from ingest.vendors.http import parse_retry_after, with_retries
 
 log = structlog.get_logger(__name__)
 
@@ -306,54 +304,32 @@ class AngusClient:
         """One request, tried again on 5xx, 429 and network errors with backoff.
 
         Any other answer is returned as is. The concurrency cap is held for the request
-        only, never while waiting to try again.
+        only, never while waiting to try again; a Retry-After over MAX_RETRY_AFTER_S is not
+        waited here but raised, so the job is tried again after it.
         """
-        attempt = 0
-        while True:
-            failure: RetryableError
-            try:
-                async with (
-                    self._limiter,
-                    self._session.request(
-                        method, url, headers=headers, json=json_body, timeout=self._timeout
-                    ) as response,
-                ):
-                    reply = _Reply(response.status, response.headers, await response.read())
-            except (aiohttp.ClientError, TimeoutError) as error:
-                failure = VendorUnavailable(f"angus {what}: {type(error).__name__}")
-                wait = backoff(attempt)
-                status: int | None = None
-            else:
-                status = reply.status
-                if status == 429:
-                    retry_after = parse_retry_after(
-                        reply.headers.get("Retry-After"), now=self._clock()
-                    )
-                    failure = RateLimited(f"angus {what}: 429 too many requests", delay=retry_after)
-                    if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
-                        raise failure
-                    wait = retry_after if retry_after is not None else backoff(attempt)
-                elif status >= 500:
-                    failure = VendorUnavailable(f"angus {what}: {status} server error")
-                    retry_after = parse_retry_after(
-                        reply.headers.get("Retry-After"), now=self._clock()
-                    )
-                    wait = min(retry_after, MAX_RETRY_AFTER_S) if retry_after else backoff(attempt)
-                else:
-                    return reply
-            if attempt >= self._retries:
-                raise failure
-            attempt += 1
-            log.warning(
-                "angus.retry_scheduled",
-                what=what,
-                client_id=client_id,
-                status=status,
-                error=failure.message,
-                attempt=attempt,
-                wait_s=round(wait, 3),
-            )
-            await self._sleep(wait)
+
+        async def once() -> _Reply:
+            async with (
+                self._limiter,
+                self._session.request(
+                    method, url, headers=headers, json=json_body, timeout=self._timeout
+                ) as response,
+            ):
+                reply = _Reply(response.status, response.headers, await response.read())
+            if reply.status == 429 or reply.status >= 500:
+                delay = parse_retry_after(reply.headers.get("Retry-After"), now=self._clock())
+                if reply.status == 429:
+                    raise RateLimited(f"angus {what}: 429 too many requests", delay=delay)
+                raise VendorUnavailable(f"angus {what}: {reply.status} server error", delay=delay)
+            return reply
+
+        return await with_retries(
+            once,
+            what=f"angus {what} ({client_id})",
+            retries=self._retries,
+            sleep=self._sleep,
+            max_wait_s=MAX_RETRY_AFTER_S,
+        )
 
 
 def _canonical(url: URL) -> str:
