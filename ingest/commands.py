@@ -16,7 +16,13 @@ from ingest.cli import EXIT_DEAD, EXIT_OK, open_pool, require_migrated, worker_i
 from ingest.config import Settings
 from ingest.datatypes import ScopeKind, get_data_type
 from ingest.errors import UsageError
-from ingest.jobspecs import VidiCenterRequest, angus_specs, days_between, vidicenter_specs
+from ingest.jobspecs import (
+    VidiCenterRequest,
+    angus_specs,
+    days_between,
+    request_params,
+    vidicenter_specs,
+)
 from ingest.ledger import Vendor
 from ingest.metrics import Metrics
 from ingest.pipeline import Context
@@ -170,7 +176,7 @@ async def backfill(args: argparse.Namespace, settings: Settings) -> int:
             content_ids=args.content_ids,
             extrapolation_amount=args.extrapolation_amount,
         )
-        vidicenter_specs(req, location_ids=["0"], site_ids=["0"])  # validate before any I/O
+        request_params(req)  # refuse a bad option or resolution before any I/O
     else:
         if not settings.angus_configured:
             raise UsageError("INGEST_ANGUS_STREAMS must be set to backfill Angus")
