@@ -68,11 +68,8 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[i
     """Serve the app; yields the bound port (useful with port 0)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        yield sockets[0].getsockname()[1] if sockets else port
+        await web.TCPSite(runner, host, port).start()
+        yield int(runner.addresses[0][1])
     finally:
         await runner.cleanup()

@@ -24,7 +24,7 @@ from ingest.pipeline import Context, Outcome
 from ingest.schedule import due_jobs, parse_schedule
 from ingest.server import Liveness, create_app, serving
 from ingest.vendors.vidicenter import VidiCenterClient
-from ingest.worker import _DB_DOWN, work_vendor
+from ingest.worker import DB_DOWN, work_vendor
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,7 @@ async def _serve_forever(
         while not stop.is_set():
             try:
                 await schedule_tick(ctx, topology, types)
-            except _DB_DOWN as error:
+            except DB_DOWN as error:
                 log.warning("db.unavailable", error=f"{type(error).__name__}: {error}")
             except IngestError as error:  # discovery failed: try again next tick
                 log.warning("schedule.failed", error=str(error))

@@ -19,7 +19,7 @@ from ingest.pipeline import Context, Outcome, max_batch, work_batch
 log = structlog.get_logger(__name__)
 
 # the database went away (restart, failover, a terminated connection): wait and carry on
-_DB_DOWN = (
+DB_DOWN = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -45,10 +45,10 @@ async def run_batch(ctx: Context, jobs: Sequence[ledger.Job]) -> Outcome:
             await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
             log.info("job.handed_back", jobs=[j.id for j in jobs])
         raise
-    except _DB_DOWN:
+    except DB_DOWN:
         # the failure could not be recorded; hand the jobs back rather than leave them
         # running until their lease runs out (if the database is still away, the lease will)
-        with anyio.move_on_after(5), suppress(*_DB_DOWN, asyncpg.PostgresError):
+        with anyio.move_on_after(5), suppress(*DB_DOWN, asyncpg.PostgresError):
             await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
         raise
 
@@ -117,7 +117,7 @@ async def _loop(
             state.auth_error = error
             log.error("vendor.credentials_refused", vendor=vendor.value, error=str(error))
             return
-        except _DB_DOWN as error:
+        except DB_DOWN as error:
             log.warning(
                 "db.unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=db_wait
             )
