@@ -192,11 +192,7 @@ async def claim_batch(
                 leader["id"],
                 leader["data_type"],
                 leader["time_resolution"],
-                params_json(
-                    json.loads(leader["params"])
-                    if isinstance(leader["params"], str)
-                    else leader["params"]
-                ),
+                leader["params"],  # jsonb as text: compared as jsonb
                 leader["day"],
                 leader["export_query"],
                 leader["force"],
