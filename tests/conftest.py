@@ -10,8 +10,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from ingest import db
+
+# CI draws the same examples on every run, so a red build is reproducible; a developer's
+# runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ADMIN_URL = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEMPLATE = f"ingest_tpl_{os.getpid()}"

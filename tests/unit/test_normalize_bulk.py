@@ -7,7 +7,7 @@ from collections import Counter
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ingest.datatypes import Fill, TableSpec, all_tables, get_data_type
@@ -87,7 +87,11 @@ def test_the_bulk_path_gives_the_dict_paths_records_for_any_payload(
             row[column.source] = data.draw(_ODD_VALUES[column.pg_type])
     name, resolution = _data_type_of(table)
     try:
-        expected = _plain(name, resolution, json.loads(json.dumps(rows)))
+        text = json.dumps(rows, allow_nan=False)
+    except ValueError:
+        assume(False)  # inf or nan: no JSON body can carry it
+    try:
+        expected = _plain(name, resolution, json.loads(text))
     except BadPayload as error:
         with pytest.raises(BadPayload) as info:
             _bulk(name, resolution, rows)
@@ -96,9 +100,14 @@ def test_the_bulk_path_gives_the_dict_paths_records_for_any_payload(
     chunks = _bulk(name, resolution, rows)
     assert typed(_records(chunks)) == typed(expected.rows.records)
     if expected.child is not None:
-        assert typed([r for c in chunks for r in c.child.records]) == typed(  # type: ignore[union-attr]
-            expected.child.records
-        )
+        # a slice's children point at their viewer's place in that slice
+        children: list[tuple[object, ...]] = []
+        offset = 0
+        for chunk in chunks:
+            assert chunk.child is not None
+            children += [(offset + int(r[0]), *r[1:]) for r in chunk.child.records]  # type: ignore[call-overload]
+            offset += len(chunk.rows.records)
+        assert typed(children) == typed(expected.child.records)
 
 
 def test_a_bad_row_on_the_bulk_path_is_named_by_its_place_in_the_whole_export() -> None:
