@@ -149,3 +149,14 @@ def test_panels_have_unique_ids_titles_and_the_datasource_variable() -> None:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
             assert panel["targets"] and panel["description"], panel["title"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md"])
+def test_the_docs_name_every_exported_metric(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    named = {
+        family
+        for family, (series, _) in exported_families().items()
+        if any(re.search(rf"`{re.escape(s)}[{{`]", text) for s in {family, *series})
+    }
+    assert set(exported_families()) - named == set()
