@@ -14,22 +14,16 @@ import aiohttp
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ingest import ledger_gauges
+from ingest.domain import JobStatus, Vendor
+from ingest.ledger import exports, gauges
 from ingest.pipeline import Outcome
 
-VENDORS: Final = ("vidicenter", "angus")
-JOB_STATUSES: Final = ("pending", "running", "done", "dead")
+VENDORS: Final = tuple(v.value for v in Vendor)
+JOB_STATUSES: Final = tuple(s.value for s in JobStatus)
 FAILURE_OUTCOMES: Final = ("retry", "dead")
 
-
-def export_stale_after_s(export_deadline_s: float) -> float:
-    """How old an export reservation may be and still hold a place, as the ledger counts
-    (`export_deadline_s` is INGEST_VIDICENTER_EXPORT_DEADLINE_S)."""
-    return 2 * export_deadline_s + 600
-
-
 # with the default INGEST_VIDICENTER_EXPORT_DEADLINE_S
-DEFAULT_EXPORT_STALE_AFTER_S: Final = export_stale_after_s(3600.0)
+DEFAULT_EXPORT_STALE_AFTER_S: Final = exports.stale_after_s(3600.0)
 
 
 class Metrics:
@@ -132,6 +126,13 @@ class Metrics:
             self.outcomes.labels(vendor, "handed_back").inc(outcome.released)
         if outcome.table:
             self.rows.labels(outcome.table).inc(outcome.rows)
+        if outcome.reason is not None:
+            if outcome.failed:
+                self.failure(vendor, "retry", outcome.reason, outcome.failed)
+            if outcome.dead:
+                self.failure(vendor, "dead", outcome.reason, outcome.dead)
+        if outcome.done or outcome.failed or outcome.dead:
+            self.observe_job(vendor, outcome.seconds)
 
     def observe_job(self, vendor: str, seconds: float) -> None:
         """One job's duration, whatever its end."""
@@ -174,27 +175,23 @@ class Metrics:
             pool.acquire(timeout=10) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            jobs = await ledger_gauges.count_jobs(conn)
-            exports = await ledger_gauges.count_exports_in_flight(
-                conn, stale_after_s=self.export_stale_after_s
-            )
-            success = await ledger_gauges.last_success(conn)
-            complete = await ledger_gauges.newest_complete_days(conn)
+            jobs = await gauges.count_jobs(conn)
+            out = await exports.exports_out(conn, stale_after_s=self.export_stale_after_s)
+            success = await gauges.last_success(conn)
+            complete = await gauges.newest_complete_days(conn)
         self.jobs.clear()
         for vendor in VENDORS:
             for status in JOB_STATUSES:
                 self.jobs.labels(vendor, status).set(0)
         for (vendor, status), n in jobs.items():
             self.jobs.labels(vendor, status).set(n)
-        self.exports_in_flight.set(exports)
+        self.exports_in_flight.set(out)
         self.last_success.clear()
         for vendor, at in success.items():
             self.last_success.labels(vendor).set(at)
         self.newest_complete_day.clear()
         for (vendor, data_type), day in complete.items():
-            self.newest_complete_day.labels(vendor, data_type).set(
-                ledger_gauges.day_start_timestamp(day)
-            )
+            self.newest_complete_day.labels(vendor, data_type).set(gauges.day_start_timestamp(day))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

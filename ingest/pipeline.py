@@ -61,6 +61,7 @@ class Outcome:
     rows: int = 0
     table: str | None = None
     reason: str | None = None  # the failure's error type, when there was one
+    seconds: float = 0.0  # how long the batch took, claim to commit
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,7 @@ class Context:
 
     @property
     def export_stale_after_s(self) -> float:
-        """After this long an export place is taken to be free (the export is long over)."""
-        return 2 * self.settings.vidicenter_export_deadline_s + 600
+        return ledger.exports.stale_after_s(self.settings.vidicenter_export_deadline_s)
 
 
 # what a job's failure may be: recorded on the job, which is tried again or dead

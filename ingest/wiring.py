@@ -166,6 +166,7 @@ def _vidicenter_client(
         # answering them (releasing them when the worker dies let a third connection
         # through in a test)
         stale_s=settings.http_timeout_s + 1,
+        on_wait=metrics.budget_waited if metrics is not None else None,
     )
     return VidiCenterClient(
         session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ async def _loop(
                     only_ids=only_ids,
                 )
             if jobs:
+                started = time.monotonic()
                 outcome = await run_batch(ctx, jobs)
+                outcome.seconds = time.monotonic() - started
                 if ctx.on_outcome is not None:
                     ctx.on_outcome(vendor.value, outcome)
                 if outcome.released:  # no export place free: let the others go first

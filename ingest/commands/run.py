@@ -16,6 +16,7 @@ from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
 from ingest.domain import ScopeKind, Vendor
 from ingest.errors import IngestError, UsageError
+from ingest.ledger import exports
 from ingest.metrics import Metrics
 from ingest.pipeline import Context, Outcome
 from ingest.schedule import due_jobs, parse_schedule
@@ -40,7 +41,9 @@ async def main(args: argparse.Namespace, settings: Settings) -> int:
         types = parse_schedule(settings.vidicenter_schedule)
     except ValueError as error:
         raise UsageError(f"INGEST_VIDICENTER_SCHEDULE: {error}") from None
-    metrics = Metrics()
+    metrics = Metrics(
+        export_stale_after_s=exports.stale_after_s(settings.vidicenter_export_deadline_s)
+    )
     dead = 0
 
     def on_outcome(vendor: str, outcome: Outcome) -> None:
@@ -126,7 +129,9 @@ class _Service:
                     retry_in_s=s.schedule_interval_s,
                     error=str(state.auth_error),
                 )
+                self.metrics.vendor_paused(vendor.value, True)
                 await self._pause(s.schedule_interval_s)
+                self.metrics.vendor_paused(vendor.value, False)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, or less if the service is stopping."""

@@ -9,6 +9,13 @@ from ingest.db import Connection
 from ingest.domain import Job
 from ingest.ledger.jobs import Executor, update_leased
 
+
+def stale_after_s(export_deadline_s: float) -> float:
+    """How long an export reservation holds a place: past twice the polling deadline (and
+    ten minutes), the export has long finished or been forgotten by the vendor."""
+    return 2 * export_deadline_s + 600
+
+
 # An export is out at the vendor while its jobs are open and it was reserved recently
 # enough: past `stale_after_s` it has finished or been forgotten by the vendor.
 _OUT = """

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from ingest import ledger
-from ingest.ledger import JobSpec, Vendor
+from ingest.domain import JobSpec, Scope, Vendor
 from ingest.metrics import JOB_STATUSES, VENDORS, Metrics
 from ingest.pipeline import Outcome
 
@@ -120,7 +120,7 @@ async def test_exports_in_flight_agree_with_the_export_cap(pool: asyncpg.Pool) -
     in_flight = sample(metrics, "ingest_exports_in_flight")
     assert in_flight == 2
 
-    spec = JobSpec(Vendor.vidicenter, "viewers", "1h", "location:9", DAY + timedelta(days=1))
+    spec = JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.location(9), DAY + timedelta(days=1))
     async with pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, [spec], force=False)
         (job,) = await ledger.claim_batch(
@@ -228,3 +228,18 @@ def test_record_counts_outcomes_and_rows() -> None:
     assert sample(metrics, "ingest_job_outcomes_total", vendor="vidicenter", outcome="done") == 2
     assert sample(metrics, "ingest_job_outcomes_total", vendor="vidicenter", outcome="retry") == 1
     assert sample(metrics, "ingest_rows_loaded_total", table="vidicenter.viewers") == 48
+
+
+def test_a_batchs_outcome_feeds_failures_by_reason_and_the_duration_histogram() -> None:
+    metrics = Metrics()
+    metrics.record("vidicenter", Outcome(failed=2, reason="BadPayload", seconds=1.5))
+    metrics.record("vidicenter", Outcome(dead=1, reason="VendorRejected", seconds=0.5))
+    metrics.record("vidicenter", Outcome(done=3, rows=10, table="vidicenter.ots", seconds=2.0))
+    metrics.record("vidicenter", Outcome(released=3))  # no place: not a job's duration
+
+    failures = "ingest_job_failures_total"
+    labels = {"vendor": "vidicenter"}
+    assert sample(metrics, failures, **labels, outcome="retry", reason="BadPayload") == 2
+    assert sample(metrics, failures, **labels, outcome="dead", reason="VendorRejected") == 1
+    assert sample(metrics, "ingest_job_duration_seconds_count", **labels) == 3
+    assert sample(metrics, "ingest_job_duration_seconds_sum", **labels) == 4.0

@@ -7,23 +7,8 @@ across replicas.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any, TypeAlias
 
-import asyncpg
-
-from ingest.db import Connection
-
-# A pool or one of its connections (a connection in a transaction reads one snapshot).
-Reader: TypeAlias = "Connection | asyncpg.Pool[Any]"
-
-# The export places' rule of the ledger's reserve_export: an export holds a place while
-# one of its jobs is pending or running and its reservation is not stale.
-_EXPORTS_IN_FLIGHT = """
-SELECT count(DISTINCT export_query) FROM ingest.jobs
-WHERE vendor = 'vidicenter' AND export_query IS NOT NULL
-  AND status IN ('pending', 'running')
-  AND export_reserved_at > now() - make_interval(secs => $1)
-"""
+from ingest.ledger.jobs import Executor as Reader
 
 
 async def count_jobs(conn: Reader) -> dict[tuple[str, str], int]:
@@ -32,11 +17,6 @@ async def count_jobs(conn: Reader) -> dict[tuple[str, str], int]:
         "SELECT vendor, status, count(*) AS n FROM ingest.jobs GROUP BY vendor, status"
     )
     return {(r["vendor"], r["status"]): int(r["n"]) for r in rows}
-
-
-async def count_exports_in_flight(conn: Reader, *, stale_after_s: float) -> int:
-    """VidiCenter exports holding one of the account's places, counted as the cap counts."""
-    return int(await conn.fetchval(_EXPORTS_IN_FLIGHT, float(stale_after_s)))
 
 
 async def last_success(conn: Reader) -> dict[str, float]:
