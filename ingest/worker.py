@@ -55,9 +55,11 @@ async def run_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
         raise
 
 
-async def _next_wait(ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None) -> float | None:
+async def _next_wait(
+    ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None, accounts: Sequence[str] | None
+) -> float | None:
     """Seconds until a job may be claimable; None when the given jobs are all finished."""
-    open_jobs, wait = await ledger.next_claimable_in(ctx.pool, vendor, only_ids)
+    open_jobs, wait = await ledger.next_claimable_in(ctx.pool, vendor, only_ids, accounts)
     if only_ids is not None and open_jobs == 0:
         return None
     if wait is None:
@@ -72,6 +74,7 @@ async def _loop(
     *,
     only_ids: Sequence[int] | None,
     stop: anyio.Event,
+    accounts: Sequence[str] | None,
 ) -> None:
     db_wait = 1.0
     while not stop.is_set() and state.auth_error is None:
@@ -84,6 +87,7 @@ async def _loop(
                     lease_s=ctx.settings.job_lease_s,
                     max_batch=max_batch(ctx, vendor),
                     only_ids=only_ids,
+                    accounts=accounts,
                 )
             if jobs:
                 started = time.monotonic()
@@ -95,7 +99,7 @@ async def _loop(
                     await anyio.sleep(1.0)
                 db_wait = 1.0
                 continue
-            wait = await _next_wait(ctx, vendor, only_ids)
+            wait = await _next_wait(ctx, vendor, only_ids, accounts)
             if wait is None:
                 return
             if only_ids is None and wait <= 0.05:
@@ -106,7 +110,12 @@ async def _loop(
             db_wait = 1.0
         except AuthError as error:
             state.auth_error = error
-            log.error("vendor.credentials_refused", vendor=vendor.value, error=str(error))
+            log.error(
+                "vendor.credentials_refused",
+                vendor=vendor.value,
+                accounts=list(accounts or []),
+                error=str(error),
+            )
             return
         except DB_DOWN as error:
             log.warning(
@@ -124,14 +133,17 @@ async def work_vendor(
     loops: int,
     only_ids: Sequence[int] | None = None,
     stop: anyio.Event | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> VendorState:
-    """Run `loops` claim-work loops for the vendor: over the given jobs until each is done
-    or dead, or over the whole queue until `stop` is set."""
+    """Run `loops` claim-work loops for the vendor's jobs of the given accounts (None:
+    any): over the given jobs until each is done or dead, or over the whole queue until
+    `stop` is set."""
     state = VendorState()
     stop = stop or anyio.Event()
+    loop = partial(_loop, ctx, vendor, state, only_ids=only_ids, stop=stop, accounts=accounts)
     async with anyio.create_task_group() as tg:
         for _ in range(loops):
-            tg.start_soon(partial(_loop, ctx, vendor, state, only_ids=only_ids, stop=stop))
+            tg.start_soon(loop)
     return state
 
 

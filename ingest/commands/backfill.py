@@ -7,13 +7,14 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from ingest import ledger
 from ingest.commands import EXIT_DEAD, EXIT_OK
-from ingest.config import Settings
+from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, DataType, Registry
 from ingest.domain import SOURCE_KINDS, JobSpec, ScopeKind, Vendor
 from ingest.errors import UsageError
@@ -28,7 +29,13 @@ from ingest.ledger import reports
 from ingest.pipeline import Context
 from ingest.progress import BackfillResult, Progress, summary
 from ingest.topology import resolve_scope
-from ingest.wiring import Wired, open_context, open_pool, require_migrated
+from ingest.wiring import (
+    Wired,
+    hand_over_unassigned,
+    open_context,
+    open_pool,
+    require_migrated,
+)
 from ingest.worker import loops_for, work_vendor
 
 log = structlog.get_logger(__name__)
@@ -36,7 +43,8 @@ log = structlog.get_logger(__name__)
 
 async def main(args: argparse.Namespace, settings: Settings, registry: Registry = REGISTRY) -> int:
     vendor = Vendor(args.vendor)
-    days = days_between(args.first, args.last)
+    today = datetime.now(UTC).astimezone(ZoneInfo(settings.day_timezone)).date()
+    days = days_between(args.first, args.last, today=today)
     # every usage error is found before any I/O
     plan: _Plan = (
         _vidicenter_plan(args, settings, days, registry)
@@ -46,6 +54,8 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
     progress = Progress()
     async with open_pool(settings) as pool:
         await require_migrated(pool)
+        async with pool.acquire() as conn:
+            await hand_over_unassigned(conn, settings, registry)
         async with open_context(
             settings, pool, on_outcome=progress.update, registry=registry
         ) as wired:
@@ -58,6 +68,7 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
                 force=args.force,
                 enqueue_only=args.enqueue_only,
                 progress=progress,
+                accounts=plan.accounts,
             )
     if args.enqueue_only:
         print(f"enqueued {len(specs)} job(s); `ingest run` will work them")
@@ -67,6 +78,11 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
 
 
 class _Plan:
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts whose jobs the backfill works."""
+        raise NotImplementedError
+
     async def specs(self, wired: Wired) -> list[JobSpec]:
         raise NotImplementedError
 
@@ -75,19 +91,28 @@ class _Plan:
 class _VidiCenterPlan(_Plan):
     request: VidiCenterRequest
     default_locations: Sequence[str] | None  # None: every active location
+    account: str = ""
+    default_from: str = "INGEST_VIDICENTER_LOCATIONS"  # where the default locations are set
+
+    @property
+    def accounts(self) -> list[str]:
+        return [self.account]
 
     async def specs(self, wired: Wired) -> list[JobSpec]:
         req = self.request
-        if req.data_type.scope_kind is ScopeKind.extrapolated:
-            return vidicenter_specs(req)
-        assert wired.vidicenter is not None
+        client = wired.vidicenter[self.account]
+        # every location, site and tag named is checked: an unknown one is a usage error
         ids = await resolve_scope(
-            wired.vidicenter,
+            client,
             req.sources,
             req.data_type.scope_kind,
             default_locations=self.default_locations,
+            account=self.account,
+            default_from=self.default_from,
         )
-        return vidicenter_specs(req, location_ids=ids, site_ids=ids)
+        if req.data_type.scope_kind is ScopeKind.extrapolated:
+            return vidicenter_specs(req, account=self.account)
+        return vidicenter_specs(req, account=self.account, location_ids=ids, site_ids=ids)
 
 
 @dataclass(frozen=True)
@@ -96,16 +121,34 @@ class _AngusPlan(_Plan):
     resolution: str
     days: Sequence[date]
 
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.streams)
+
     async def specs(self, wired: Wired) -> list[JobSpec]:
         return angus_specs(self.streams, self.resolution, self.days)
 
 
-def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry) -> DataType:
-    if not settings.vidicenter_configured:
+def vidicenter_account(name: str | None, settings: Settings) -> VidiCenterAccount:
+    """The account a VidiCenter command works for: the one named, or the only one."""
+    configured = settings.vidicenter_account_list
+    if not configured:
         raise UsageError(
-            "INGEST_VIDICENTER_USERNAME and INGEST_VIDICENTER_TOKEN must be set "
-            "to backfill VidiCenter"
+            "INGEST_VIDICENTER_USERNAME and INGEST_VIDICENTER_TOKEN (or "
+            "INGEST_VIDICENTER_ACCOUNTS) must be set to backfill VidiCenter"
         )
+    names = ", ".join(a.name for a in configured)
+    if name is None:
+        if len(configured) > 1:
+            raise UsageError(f"--account: {len(configured)} accounts are configured ({names})")
+        return configured[0]
+    found = next((a for a in configured if a.name == name), None)
+    if found is None:
+        raise UsageError(f"--account: {name} is not configured; configured: {names}")
+    return found
+
+
+def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry) -> DataType:
     if not args.data_type:
         raise UsageError("--data-type is required with --vendor vidicenter")
     try:
@@ -117,15 +160,16 @@ def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry)
 def _vidicenter_plan(
     args: argparse.Namespace, settings: Settings, days: Sequence[date], registry: Registry
 ) -> _VidiCenterPlan:
+    account = vidicenter_account(args.account, settings)
     dt = _data_type(args, settings, registry)
+    where = settings.locations_variable(account)
     sources = {kind: getattr(args, kind) for kind in SOURCE_KINDS if getattr(args, kind)}
     if not sources and dt.scope_kind is ScopeKind.extrapolated:
-        if settings.vidicenter_all_locations or not settings.vidicenter_locations:
+        if account.all_locations or not account.locations:
             raise UsageError(
-                "extrapolated types need --locations, --sites or tags "
-                "(or a list in INGEST_VIDICENTER_LOCATIONS)"
+                f"extrapolated types need --locations, --sites or tags (or a list in {where})"
             )
-        sources = {"locations": list(settings.vidicenter_locations)}
+        sources = {"locations": list(account.locations)}
     req = VidiCenterRequest(
         data_type=dt,
         resolution=args.resolution or dt.default_resolution,
@@ -134,8 +178,8 @@ def _vidicenter_plan(
         options={o.name: getattr(args, o.name) for o in registry.options()},
     )
     request_params(req)  # refuse a bad option or resolution before any I/O
-    default = None if settings.vidicenter_all_locations else settings.vidicenter_locations
-    return _VidiCenterPlan(req, default)
+    default = None if account.all_locations else account.locations
+    return _VidiCenterPlan(req, default, account.name, where)
 
 
 def _angus_plan(
@@ -143,7 +187,12 @@ def _angus_plan(
 ) -> _AngusPlan:
     if not settings.angus_configured:
         raise UsageError("INGEST_ANGUS_STREAMS must be set to backfill Angus")
-    vidicenter_only = ["data_type", *SOURCE_KINDS, *(o.name for o in registry.options())]
+    vidicenter_only = [
+        "data_type",
+        "account",
+        *SOURCE_KINDS,
+        *(o.name for o in registry.options()),
+    ]
     for name in vidicenter_only:
         if getattr(args, name):
             raise UsageError(f"--{name.replace('_', '-')} does not apply to --vendor angus")
@@ -165,8 +214,16 @@ async def run_backfill(
     force: bool,
     enqueue_only: bool,
     progress: Progress | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> BackfillResult:
-    """Enqueue the specs' jobs and, unless `enqueue_only`, work them to the end."""
+    """Enqueue the specs' jobs and, unless `enqueue_only`, work them (of `accounts`, None:
+    every account of the specs) to the end.
+
+    Credentials refused: the untried jobs stay pending (a later run with the right
+    credentials does them) and the AuthError goes up, to end the command in one line.
+    """
+    if accounts is None:
+        accounts = sorted({s.account for s in specs})
     started = time.monotonic()
     async with ctx.pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, specs, force=force)
@@ -176,11 +233,13 @@ async def run_backfill(
             already = await ledger.job_counts(ctx.pool, ids)
             progress.done += already["done"]
             progress.dead += already["dead"]
-        state = await work_vendor(ctx, vendor, loops=loops_for(ctx.settings, vendor), only_ids=ids)
-        if state.auth_error is not None:
-            await ledger.give_up_untried(ctx.pool, ids, f"not tried: {state.auth_error}")
+        state = await work_vendor(
+            ctx, vendor, loops=loops_for(ctx.settings, vendor), only_ids=ids, accounts=accounts
+        )
         if progress is not None:
             progress.finish()
+        if state.auth_error is not None:
+            raise state.auth_error
     return BackfillResult(
         counts=await ledger.job_counts(ctx.pool, ids),
         rows=await reports.rows_loaded(ctx.pool, ids),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -49,6 +50,12 @@ class SimState:
     def creation_date(self) -> str:
         """The simulated wall clock, as VidiCenter writes `creation_date`."""
         return self.clock.wall_datetime().strftime("%Y-%m-%d %H:%M:%S")
+
+    def last_upload(self) -> str:
+        """When the active locations last uploaded: the simulated wall clock (UTC) less
+        `upload_lag_s`, as VidiCenter writes `last_upload_timestamp`."""
+        when = self.clock.wall_datetime() - timedelta(seconds=self.config.upload_lag_s)
+        return when.strftime("%Y-%m-%d %H:%M:%S")
 
     def gen_options(self) -> GenOptions:
         """The data settings a build starting now is made with."""

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from ingest.config import is_loopback
 from ingest.domain import SOURCE_KINDS
-from ingest.errors import BadPayload, ConfigError, ExportFailed, ExportPending
+from ingest.errors import AuthError, BadPayload, ConfigError, ExportFailed, ExportPending
 from ingest.vendors.http import (
     MAX_RETRY_WAIT_S,
     decode_json,
@@ -86,6 +86,7 @@ class VidiCenterClient:
         username: str,
         token: SecretStr,
         budget: Budget,
+        account: str = "",
         retries: int = 4,
         poll_initial_s: float = 3.0,
         poll_max_s: float = 30.0,
@@ -106,6 +107,7 @@ class VidiCenterClient:
         credentials = f"{username}:{self._token}".encode()
         self._headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
         self._budget = budget
+        self._account = account or f"{parts.hostname}/{username}"
         self._retries = retries
         self._poll_initial_s = poll_initial_s
         self._poll_max_s = poll_max_s
@@ -121,13 +123,19 @@ class VidiCenterClient:
             body = await resp.read()
             if resp.status >= 400:
                 # the vendor's message goes into logs and the ledger: never with the token
-                raise error_for_status(
+                error = error_for_status(
                     VENDOR,
                     resp.status,
                     body,
                     resp.headers.get("Retry-After"),
                     secrets=[self._token],
                 )
+                if isinstance(error, AuthError):  # whose credentials: the account's
+                    error = AuthError(
+                        f"VidiCenter account {self._account} refused the credentials ({error})",
+                        status=error.status,
+                    )
+                raise error
         if raw_keys:
             return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)

@@ -18,8 +18,8 @@ async def test_status_counts_jobs_and_shows_the_oldest_pending_and_the_failure_r
         await ledger.enqueue_jobs(
             conn,
             [
-                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(1), day),
-                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(2), day),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(1), day, {}, "h/u"),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(2), day, {}, "h/u"),
                 JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s1"), day),
             ],
             force=False,

@@ -83,7 +83,8 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
         assert match, f"{var} is missing from .env.example"
         default = field.default if field.default_factory is None else field.default_factory()
         if isinstance(default, list):
-            expected = "[]" if name == "angus_streams" else ",".join(map(str, default))
+            json_lists = ("angus_streams", "vidicenter_accounts")
+            expected = "[]" if name in json_lists else ",".join(map(str, default))
         else:
             expected = "" if default is None else str(getattr(default, "value", default))
         assert match.group(1) == expected, var
