@@ -23,7 +23,7 @@ from ingest.loader import load_export, upsert_records
 from ingest.normalize import angus as angus_normalize
 from ingest.normalize.vidicenter import normalize_chunks
 from ingest.policy import Action, Decision, RetryPolicy, decide
-from ingest.schedule import angus_day_final, vidicenter_day_final
+from ingest.schedule import angus_day_final, final_by_silence, vidicenter_day_final
 from ingest.topology import Fleet
 from ingest.vendors.vidicenter import export_query
 
@@ -235,11 +235,16 @@ async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
     built: every location it covers (but the silent ones) has uploaded past the day's
     end plus the settle margin, or the job stays open."""
     s = ctx.settings
+    now = ctx.now()
+    if all(
+        final_by_silence(j.day, now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
+        for j in jobs
+    ):
+        return set()  # days this old are final: no need to ask the vendor
     source = ctx.fleets.get(jobs[0].account)
     if source is None:
         return {j.id for j in jobs}
     fleet = await source.fleet()
-    now = ctx.now()
     return {
         j.id
         for j in jobs

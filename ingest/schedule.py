@@ -133,6 +133,13 @@ def vidicenter_day_final(
     )
 
 
+def final_by_silence(day: date, *, now: datetime, settle_s: float, silence_s: float) -> bool:
+    """True when the day is final whatever the uploads: it ended (plus the margin) longer
+    than `silence_s` ago, so every location has either uploaded past it or fallen silent."""
+    end = vidicenter_day_end(day) + timedelta(seconds=settle_s)
+    return end <= vendor_clock(now) - timedelta(seconds=silence_s)
+
+
 def angus_day_final(day: date, *, tz: str, now: datetime, settle_s: float) -> bool:
     """True once the day (in `tz`) has ended `settle_s` seconds ago."""
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(tz))

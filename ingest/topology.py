@@ -35,6 +35,13 @@ class LocationSource(Protocol):
     async def list_locations(self) -> list[dict[str, Any]]: ...
 
 
+class FleetStore(Protocol):
+    """Where processes share an account's listed locations (the database)."""
+
+    async def load(self, account: str, max_age_s: float) -> list[dict[str, Any]] | None: ...
+    async def save(self, account: str, locations: Sequence[dict[str, Any]]) -> None: ...
+
+
 def _by_id(ids: set[str]) -> list[str]:
     return sorted(ids, key=int)
 
@@ -95,7 +102,11 @@ class Fleet:
 
 async def fleet_of(client: LocationSource) -> Fleet:
     """The account's locations as `/api/v1/locations/` lists them."""
-    found = await client.list_locations()
+    return fleet_from(await client.list_locations())
+
+
+def fleet_from(found: Sequence[dict[str, Any]]) -> Fleet:
+    """The fleet of a `/api/v1/locations/` answer."""
     return Fleet(
         locations=_by_id({str(x["id"]) for x in found if is_active(x)}),
         site_of={str(x["id"]): str(x["site_id"]) for x in found if x.get("site_id") is not None},
@@ -105,7 +116,8 @@ async def fleet_of(client: LocationSource) -> Fleet:
 
 class UploadWatch:
     """The account's fleet with each location's last upload, asked again when older than
-    `max_age_s`; silent locations are logged at each fetch.
+    `max_age_s` (from the store, where other processes share it, else from the vendor);
+    silent locations are logged at each fetch from the vendor.
 
     An older answer only errs one way: a location has uploaded at least that far, so a
     day it makes final is final.
@@ -118,6 +130,7 @@ class UploadWatch:
         account: str,
         max_age_s: float,
         silence_s: float,
+        store: FleetStore | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -125,20 +138,32 @@ class UploadWatch:
         self._account = account
         self._max_age_s = max_age_s
         self._silence_s = silence_s
+        self._store = store
         self._clock = clock
         self._wall = wall
         self._fleet: Fleet | None = None
         self._at = 0.0
         self._lock = anyio.Lock()
 
-    async def fleet(self) -> Fleet:
-        """The fleet, fetched again when the one held is too old."""
+    async def fleet(self, *, fresh: bool = False) -> Fleet:
+        """The fleet, fetched again when the one held is too old (`fresh`: from the vendor,
+        now)."""
         async with self._lock:
-            if self._fleet is None or self._clock() - self._at >= self._max_age_s:
-                self._fleet = await fleet_of(self._client)
+            if fresh or self._fleet is None or self._clock() - self._at >= self._max_age_s:
+                self._fleet = fleet_from(await self._listed(fresh))
                 self._at = self._clock()
-                self._report_silent(self._fleet)
             return self._fleet
+
+    async def _listed(self, fresh: bool) -> Sequence[dict[str, Any]]:
+        if self._store is not None and not fresh:
+            shared = await self._store.load(self._account, self._max_age_s)
+            if shared is not None:
+                return shared
+        found = await self._client.list_locations()
+        if self._store is not None:
+            await self._store.save(self._account, found)
+        self._report_silent(fleet_from(found))
+        return found
 
     def _report_silent(self, fleet: Fleet) -> None:
         active = set(fleet.locations)
@@ -186,6 +211,18 @@ def check_named(
         raise UsageError(f"--sites: no such site {', '.join(unknown)}{_in(account)}")
 
 
+async def _known_fleet(
+    client: TopologySource, watch: UploadWatch | None, named: Sequence[str], sites: Sequence[str]
+) -> Fleet:
+    """The fleet, asked of the vendor again when a shared one lacks a name given."""
+    if watch is None:
+        return await fleet_of(client)
+    fleet = await watch.fleet()
+    if set(named) - set(fleet.uploads) or set(sites) - set(fleet.site_of.values()):
+        fleet = await watch.fleet(fresh=True)  # made since it was listed?
+    return fleet
+
+
 async def resolve_scope(
     client: TopologySource,
     sources: Mapping[str, Sequence[str]],
@@ -194,14 +231,19 @@ async def resolve_scope(
     default_locations: Sequence[str] | None,
     account: str = "",
     default_from: str = "INGEST_VIDICENTER_LOCATIONS",
+    watch: UploadWatch | None = None,
 ) -> list[str]:
     """The location ids (or site ids, for a per-site type) that a command's scope stands
     for: `sources` by kind (locations, sites, location_tags, site_tags); without any, the
     configured locations (None: every active location). A location, site or tag the
-    account does not have is a UsageError naming it (and the option, or `default_from`)."""
-    fleet = await fleet_of(client)
+    account does not have is a UsageError naming it (and the option, or `default_from`).
+    The fleet comes from `watch` when given (shared with other processes)."""
     locations: set[str] = set(sources.get("locations") or [])
     sites: set[str] = set(sources.get("sites") or [])
+    named = list(locations)
+    if not any(sources.values()):
+        named += default_locations or []
+    fleet = await _known_fleet(client, watch, named, list(sites))
     check_named(fleet, list(locations), list(sites), account=account, option="--locations")
     if sources.get("location_tags"):
         tags = await client.list_location_tags()

@@ -22,6 +22,7 @@ from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, Registry
 from ingest.errors import ConfigError
 from ingest.ledger import accounts
+from ingest.ledger.fleets import FleetStore
 from ingest.metrics import Metrics
 from ingest.pipeline import Context, Outcome
 from ingest.policy import RetryPolicy
@@ -123,11 +124,12 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 @dataclass(frozen=True)
 class Wired:
-    """The pipeline context, and each VidiCenter account's concrete client (by account
-    name) for topology calls."""
+    """The pipeline context, and each VidiCenter account's concrete client and fleet (by
+    account name) for topology calls."""
 
     ctx: Context
     vidicenter: dict[str, VidiCenterClient]
+    fleets: dict[str, UploadWatch]
 
 
 @asynccontextmanager
@@ -164,6 +166,7 @@ async def open_context(
                 account=name,
                 max_age_s=FLEET_MAX_AGE_S,
                 silence_s=settings.upload_silence_s,
+                store=FleetStore(pool),
             )
             for name, client in vidicenter.items()
         }
@@ -198,7 +201,7 @@ async def open_context(
             streams={s.client_id: s for s in settings.angus_streams},
             on_outcome=on_outcome,
         )
-        yield Wired(ctx, vidicenter)
+        yield Wired(ctx, vidicenter, fleets)
 
 
 def _vidicenter_client(

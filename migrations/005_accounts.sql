@@ -254,3 +254,14 @@ GROUP BY vendor, account, data_type, time_resolution, day;
 COMMENT ON VIEW reports.day_completeness IS
     'Jobs per vendor, account, data type, resolution and day by status; open = done with '
     'a day the vendor did not have whole yet; complete = every job done and final.';
+
+-- --- each account's locations, shared by every process ------------------------------
+
+CREATE TABLE ingest.fleets (
+    account     text        PRIMARY KEY,
+    locations   jsonb       NOT NULL,
+    fetched_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ingest.fleets IS
+    'Each VidiCenter account''s locations (id, site_id, active, last_upload_timestamp) as '
+    'last listed by /api/v1/locations/, so that processes asking within minutes share one call.';

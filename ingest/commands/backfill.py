@@ -109,6 +109,7 @@ class _VidiCenterPlan(_Plan):
             default_locations=self.default_locations,
             account=self.account,
             default_from=self.default_from,
+            watch=wired.fleets.get(self.account),
         )
         if req.data_type.scope_kind is ScopeKind.extrapolated:
             return vidicenter_specs(req, account=self.account)

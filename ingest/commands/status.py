@@ -9,7 +9,7 @@ from typing import Any
 
 from ingest.commands import EXIT_OK
 from ingest.config import Settings
-from ingest.ledger import reports
+from ingest.ledger import days, reports
 from ingest.ledger.jobs import Executor
 from ingest.wiring import open_pool, require_migrated
 
@@ -33,6 +33,7 @@ async def collect_status(conn: Executor, *, failures: int = 10) -> dict[str, Any
         "recent_failures": [
             reports.plain(r) for r in await reports.recent_failures(conn, limit=failures)
         ],
+        "open_days": [o.as_json() for o in await days.open_days(conn)],
     }
 
 
@@ -67,7 +68,24 @@ def format_status(status: dict[str, Any]) -> str:
                 f"  job {f['id']} {f['vendor']} {f['data_type']} {f['scope']} {f['day']} "
                 f"[{f['status']}, {f['attempts']} tries]: {f['last_error']}"
             )
+    lines += format_open_days(status["open_days"])
     return "\n".join(lines)
+
+
+def format_open_days(open_days: list[dict[str, Any]]) -> list[str]:
+    """The days loaded before the vendor had all of them, per data type: `ingest run`
+    loads them again until they are final."""
+    if not open_days:
+        return []
+    lines = ["", "open days (loaded before the vendor had all of them; `ingest run` refreshes):"]
+    for o in open_days:
+        more = f" and {o['count'] - len(o['days'])} more" if o["count"] > len(o["days"]) else ""
+        lines.append(
+            f"  {o['vendor']} {o['account']} {o['data_type']}: {o['count']} day(s): "
+            + ", ".join(o["days"])
+            + more
+        )
+    return lines
 
 
 def to_json(status: dict[str, Any]) -> str:
