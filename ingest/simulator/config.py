@@ -77,6 +77,10 @@ class SimConfig:
             "seconds the active locations' last_upload_timestamp lags the simulated clock"
         ),
     )
+    stopped_locations: str = field(
+        default="",
+        metadata=_help("comma-separated active locations that stopped uploading 30 days ago"),
+    )
     # --- export lifecycle -----------------------------------------------------------------
     build_seconds: float = field(
         default=2.0, metadata=_help("simulated seconds an export takes to build")
@@ -140,6 +144,13 @@ class SimConfig:
             self.next_page_style in NEXT_PAGE_STYLES, "next_page_style", "|".join(NEXT_PAGE_STYLES)
         )
         _check(_valid_streams(self.angus_streams), "angus_streams", "a list of stream objects")
+        stopped = [p.strip() for p in self.stopped_locations.split(",") if p.strip()]
+        _check(all(p.isdigit() for p in stopped), "stopped_locations", "comma-separated ids")
+
+    @property
+    def stopped_location_ids(self) -> frozenset[int]:
+        """The locations that stopped uploading."""
+        return frozenset(int(p) for p in self.stopped_locations.split(",") if p.strip())
 
 
 _SHARES = ("placeholder_share", "fail_share", "error_share", "slow_share", "malformed_share")
