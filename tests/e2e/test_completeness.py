@@ -10,6 +10,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ingest.simulator import SimConfig, run_simulator
+
+from .ingest_process import STREAM_1
+from .ingest_process import ingest as angus_ingest
+from .ingest_process import ingest_env as angus_env
 from .vidicenter_support import (
     Simulator,
     assert_no_violations,
@@ -133,6 +138,27 @@ async def test_a_backfill_that_reaches_today_leaves_today_open(
         today, time.min, tzinfo=UTC
     ) + timedelta(seconds=SETTLE_S)
     assert [tuple(r) for r in rows] == [
+        (today - timedelta(days=1), "done", yesterday_final),
+        (today, "done", False),
+    ]
+
+
+async def test_an_angus_day_is_open_until_it_has_ended_plus_the_margin(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    today = datetime.now(UTC).date()
+    async with run_simulator(SimConfig(build_seconds=0.05)) as sim:
+        env = angus_env(db_url, sim, [STREAM_1], INGEST_SETTLE_S=str(SETTLE_S))
+        first = (today - timedelta(days=2)).isoformat()
+        args = ["backfill", "--vendor", "angus", "--from", first, "--to", today.isoformat()]
+        ran = await angus_ingest(env, tmp_path, *args)
+        assert ran.returncode == 0, ran.output
+    rows = await pool.fetch("SELECT day, status, complete FROM ingest.jobs ORDER BY day")
+    yesterday_final = datetime.now(UTC) >= datetime.combine(
+        today, time.min, tzinfo=UTC
+    ) + timedelta(seconds=SETTLE_S)
+    assert [tuple(r) for r in rows] == [
+        (today - timedelta(days=2), "done", True),
         (today - timedelta(days=1), "done", yesterday_final),
         (today, "done", False),
     ]
