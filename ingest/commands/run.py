@@ -22,7 +22,7 @@ from ingest.metrics import Metrics
 from ingest.pipeline import Outcome
 from ingest.schedule import Scheduled, due_jobs, parse_schedule, refresh_rule
 from ingest.server import Liveness, create_app, serving
-from ingest.topology import LocationSource, ScheduledTopology
+from ingest.topology import LocationSource, ScheduledTopology, UploadWatch
 from ingest.wiring import (
     Wired,
     hand_over_unassigned,
@@ -134,6 +134,7 @@ class _Account:
     name: str
     client: LocationSource
     topology: ScheduledTopology
+    fleet: UploadWatch  # its locations as listed (shared, a few minutes old at most)
 
 
 class _Service:
@@ -148,7 +149,9 @@ class _Service:
         self.pauses = Pauses(metrics)
         needs_sites = any(ctx.registry.get(t).scope_kind is ScopeKind.site for t, _ in types)
         self.accounts = [
-            _Account(a.name, wired.vidicenter[a.name], _topology(a, s, needs_sites))
+            _Account(
+                a.name, wired.vidicenter[a.name], _topology(a, s, needs_sites), wired.fleets[a.name]
+            )
             for a in s.vidicenter_account_list
             if a.name in wired.vidicenter
         ]
@@ -206,6 +209,13 @@ class _Service:
     async def _account_jobs(self, account: _Account, now: datetime) -> list[Scheduled]:
         s = self.ctx.settings
         await account.topology.refresh(account.client)
+        locations = account.topology.locations
+        if locations:
+            # a configured location the account does not have would only fail its jobs
+            known = (await account.fleet.fleet()).uploads
+            if unknown := [loc for loc in locations if loc not in known]:
+                log.warning("schedule.unknown_locations", account=account.name, locations=unknown)
+                locations = [loc for loc in locations if loc in known]
         return due_jobs(
             now,
             tz=s.day_timezone,
@@ -213,7 +223,7 @@ class _Service:
             interval_s=s.schedule_interval_s,
             account=account.name,
             vidicenter_types=self.types,
-            locations=account.topology.locations,
+            locations=locations,
             sites=account.topology.sites,
             registry=self.ctx.registry,
         )

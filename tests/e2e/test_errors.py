@@ -139,3 +139,22 @@ async def test_a_vendor_that_cannot_be_reached_ends_the_command_in_one_line_with
     ran = await run_ingest(env, *backfill_args("viewers", DAY), cwd=tmp_path)
     assert ran.code == 1
     assert error_line(ran).startswith("ingest: GET /api/v1/locations/: ClientConnectorError")
+
+
+async def test_run_schedules_no_job_for_a_configured_location_the_account_lacks(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with simulator(build_seconds=0.05) as sim:
+        env = ingest_env(
+            db_url,
+            sim,
+            vidicenter_locations="1001,9999",
+            vidicenter_schedule="ots:1h",
+            schedule_lookback_days=0,
+        )
+        ran = await run_ingest(env, "run", "--once", cwd=tmp_path)
+    assert ran.code == 0, ran.explain()
+    jobs = await pool.fetch("SELECT scope, status FROM ingest.jobs")
+    assert [tuple(r) for r in jobs] == [("location:1001", "done")]
+    warned = [json.loads(x) for x in ran.err.splitlines() if "schedule.unknown_locations" in x]
+    assert [w["locations"] for w in warned] == [["9999"]]
