@@ -15,6 +15,7 @@ from ingest.config import Settings, load_settings
 from ingest.datatypes import REGISTRY, OptionKind, Registry
 from ingest.errors import ConfigError, MigrationError, UsageError
 from ingest.logs import configure_logging
+from ingest.progress import PROGRESS_EVERY_S
 from ingest.simulator.config import add_arguments as add_simulator_arguments
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
@@ -33,6 +34,16 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
 
 
 def _ids(value: str) -> list[str]:
@@ -96,6 +107,13 @@ def _add_backfill(
         "--enqueue-only",
         action="store_true",
         help="only enqueue; a running `ingest run` does the work",
+    )
+    bf.add_argument(
+        "--progress-every",
+        type=_seconds,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help=f"off a terminal, log the progress this often (default {PROGRESS_EVERY_S:g})",
     )
 
 
