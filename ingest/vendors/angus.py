@@ -132,7 +132,7 @@ class AngusClient:
                 "angus.page_fetched",
                 client_id=stream.client_id,
                 page=page_number,
-                nb_of_pages=payload.get("nb_of_pages"),
+                pages=payload.get("nb_of_pages"),
                 buckets=len(payload["entities"]),
             )
             if _is_last_page(payload):
