@@ -294,9 +294,10 @@ async def shown_while(
             except Exception as e:
                 error = e
             tg.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await _read_ledger(progress, pool)
-        shown.show()
+        if error is None:  # the last frame, or line, with the run's end
+            with anyio.move_on_after(5):
+                await _read_ledger(progress, pool)
+            shown.show()
     finally:
         if shown.live is not None:
             shown.live.stop()

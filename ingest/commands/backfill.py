@@ -183,16 +183,20 @@ async def _work_shown(
         progress,
         ctx.pool,
         work,
-        title=_title(vendor, args),
+        title=_title(plan),
         out=sys.stderr,
         every_s=args.progress_every,
     )
     return await backfill_result(ctx.pool, progress, interrupted=interrupted)
 
 
-def _title(vendor: Vendor, args: argparse.Namespace) -> str:
-    parts = [vendor.value, args.data_type or "", args.resolution or ""]
-    return " ".join(p for p in parts if p)
+def _title(plan: _Plan) -> str:
+    """What the display is about: vendor, data type and resolution."""
+    if isinstance(plan, _VidiCenterPlan):
+        req = plan.request
+        return f"vidicenter {req.data_type.name} {req.resolution}"
+    assert isinstance(plan, _AngusPlan)
+    return f"angus entities {plan.resolution}"
 
 
 async def until_signal(work: Callable[[], Awaitable[None]]) -> str | None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import re
 import signal
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -106,3 +110,44 @@ async def test_ctrl_c_hands_the_jobs_back_prints_the_summary_and_exits_130(
     # handed back untried, their exports kept so that the next run resumes them
     assert {(j["status"], j["attempts"]) for j in jobs} == {("pending", 0)}
     assert all(j["export_query"] is not None for j in jobs)
+
+
+def _read_all(fd: int) -> str:
+    """Everything written to a pseudo-terminal until its other end is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the writer is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+async def test_on_a_terminal_a_live_display_shows_the_counts_and_what_the_run_waits_for(
+    db_url: str, tmp_path: Path
+) -> None:
+    args = backfill_args("viewers", DAY, date(2024, 3, 7), locations=TWO)
+    master, slave = pty.openpty()
+    async with simulator(build_seconds=1.0) as sim:
+        env = ingest_env(db_url, sim) | {"COLUMNS": "220", "TERM": "xterm"}
+        del env["INGEST_LOG_FORMAT"]  # as a person runs it
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ingest", *args, env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=slave,
+        )  # fmt: skip
+        os.close(slave)
+        screen, (out, _) = await asyncio.gather(
+            anyio.to_thread.run_sync(_read_all, master), proc.communicate()
+        )
+    os.close(master)
+
+    assert proc.returncode == 0, screen
+    assert out.decode().startswith("6 done, 0 dead, 0 not finished; ")
+    assert "vidicenter viewers 1h" in screen
+    assert "6 done · 0 dead · 0 running of 6 jobs" in screen  # the last frame
+    assert "building at the vendor (next poll in" in screen
+    assert re.search(r"elapsed \d+:\d\d:\d\d · ETA (\d+:\d\d:\d\d|\?)", screen)
+    assert "job.done" not in screen  # on a terminal the display is the output, not info logs
