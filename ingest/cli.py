@@ -48,6 +48,12 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 0")
+    return int(value)
+
+
 def _ids(value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items or not all(i.isdigit() for i in items):
@@ -142,7 +148,7 @@ def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if action == "list":
             p.add_argument("--json", action="store_true", help="one JSON object")
             p.add_argument(
-                "--limit", type=int, default=100, help="most jobs shown (default 100; 0: all)"
+                "--limit", type=_count, default=100, help="most jobs shown (default 100; 0: all)"
             )
 
 

@@ -22,7 +22,9 @@ async def main(args: argparse.Namespace, settings: Settings) -> int:
         await require_migrated(pool)
         if args.action == "list":
             total, rows = await admin.list_jobs(pool, where, limit=args.limit or None)
-            print(to_json(total, rows) if args.json else format_jobs(total, rows))
+            print(to_json(total, rows) if args.json else format_jobs(rows))
+            if total > len(rows) and not args.json:
+                print(f"{total} jobs match, {len(rows)} shown (--limit 0: all)", file=sys.stderr)
         elif args.action == "retry":
             n = await admin.retry_dead(pool, where)
             print(f"{n} dead job(s) back to pending: `ingest run` works them")
@@ -58,8 +60,8 @@ def job_filter(args: argparse.Namespace) -> JobFilter:
     )
 
 
-def format_jobs(total: int, rows: list[dict[str, Any]]) -> str:
-    """A table of jobs, and how many more match than are shown."""
+def format_jobs(rows: list[dict[str, Any]]) -> str:
+    """A table of jobs, one a line."""
     lines = [
         f"{'id':>8} {'vendor':<10} {'data type':<24} {'res':<7} {'scope':<18} {'day':<10} "
         f"{'status':<7} {'tries':>5} {'rows':>8}  last error"
@@ -72,11 +74,7 @@ def format_jobs(total: int, rows: list[dict[str, Any]]) -> str:
             f"{r['scope']:<18} {r['day'].isoformat():<10} {r['status']:<7} "
             f"{r['attempts']:>5} {rows_loaded:>8}  {error}"
         )
-    if total > len(rows):
-        print(f"{total} jobs match; {len(rows)} shown (--limit 0 for all)", file=sys.stderr)
-    elif not rows:
-        return "no job matches"
-    return "\n".join(lines)
+    return "\n".join(lines) if rows else "no job matches"
 
 
 def to_json(total: int, rows: list[dict[str, Any]]) -> str:

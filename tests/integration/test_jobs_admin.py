@@ -167,3 +167,17 @@ async def test_jobs_list_json_and_retry_through_the_command(
     assert await jobs.main(_args("list", "--vendor", "angus"), settings) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "stream:s1" in lines[1] and "pending" in lines[1]
+
+
+async def test_jobs_list_says_how_many_match_beyond_the_limit(
+    pool: asyncpg.Pool, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _ledger(pool)
+    settings = load_settings(database_url=db_url)
+    assert await jobs.main(_args("list", "--limit", "2"), settings) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3  # the header and two jobs
+    assert err == "7 jobs match, 2 shown (--limit 0: all)\n"
+
+    assert await jobs.main(_args("list", "--status", "dead", "--vendor", "angus"), settings) == 0
+    assert capsys.readouterr() == ("no job matches\n", "")
