@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 PROGRESS_EVERY_S = 10.0  # off a terminal: one log line this often
-LIVE_EVERY_S = 0.5  # on a terminal: the display's facts are read this often
+LIVE_EVERY_S = 1.0  # on a terminal: the display's facts are read this often
 
 
 @dataclass(frozen=True)

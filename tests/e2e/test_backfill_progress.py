@@ -131,7 +131,7 @@ async def test_on_a_terminal_a_live_display_shows_the_counts_and_what_the_run_wa
 ) -> None:
     args = backfill_args("viewers", DAY, date(2024, 3, 7), locations=TWO)
     master, slave = pty.openpty()
-    async with simulator(build_seconds=1.0) as sim:
+    async with simulator(build_seconds=3.0) as sim:  # a few frames while exports build
         env = ingest_env(db_url, sim) | {"COLUMNS": "220", "TERM": "xterm"}
         del env["INGEST_LOG_FORMAT"]  # as a person runs it
         proc = await asyncio.create_subprocess_exec(
