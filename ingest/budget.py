@@ -30,6 +30,7 @@ class CallBudget:
         window_s: float = 62.0,
         stale_s: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        on_wait: Callable[[str, float], None] | None = None,
     ) -> None:
         self._pool = pool
         self._account = account
@@ -38,6 +39,7 @@ class CallBudget:
         self._window_s = window_s
         self._stale_s = stale_s
         self._sleep = sleep
+        self._on_wait = on_wait
         self._local = anyio.Semaphore(at_once)
 
     @asynccontextmanager
@@ -96,4 +98,6 @@ class CallBudget:
                 else:
                     wait = 0.1  # another process has a call in flight; it is short
             log.debug("budget.waiting", account=self._account, wait_s=round(wait, 2))
+            if self._on_wait is not None:
+                self._on_wait(self._account, wait)
             await self._sleep(wait)

@@ -1,27 +1,31 @@
-"""The command line: argument parsing, and the one place that builds concrete objects."""
+"""The command line: parses the arguments and hands them to the command's module."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 
 import anyio
-import asyncpg
-import structlog
 
-from ingest import __version__, db
+from ingest import __version__
+from ingest.commands import EXIT_USAGE, backfill, demo, migrate, run, simulate, status
 from ingest.config import Settings, load_settings
+from ingest.datatypes import REGISTRY, OptionKind, Registry
 from ingest.errors import ConfigError, MigrationError, UsageError
+from ingest.logs import configure_logging
+from ingest.simulator.config import add_arguments as add_simulator_arguments
 
-log = structlog.get_logger(__name__)
-
-EXIT_OK, EXIT_DEAD, EXIT_USAGE = 0, 1, 2
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+COMMANDS: dict[str, Command] = {
+    "migrate": migrate.main,
+    "backfill": backfill.main,
+    "run": run.main,
+    "status": status.main,
+    "demo": demo.main,
+    "simulate": simulate.main,
+}
 
 
 def _day(value: str) -> date:
@@ -45,16 +49,27 @@ def _names(value: str) -> list[str]:
     return items
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest",
         description="Keeps PostgreSQL in step with Quividi VidiCenter and Angus.ai audience data.",
     )
     parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     sub.add_parser("migrate", help="apply pending SQL migrations (idempotent)")
+    _add_backfill(sub, registry)
+    run_parser = sub.add_parser("run", help="the long-running worker")
+    run_parser.add_argument("--once", action="store_true", help="drain what is due and exit")
+    st = sub.add_parser("status", help="job counts, oldest pending job, recent failures")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    sub.add_parser("demo", help="the whole job end to end on the built-in simulator")
+    add_simulator_arguments(sub.add_parser("simulate", help="serve the vendor simulator alone"))
+    return parser
 
+
+def _add_backfill(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], registry: Registry
+) -> None:
     bf = sub.add_parser("backfill", help="enqueue and work a range of days for one vendor")
     bf.add_argument("--vendor", required=True, choices=["vidicenter", "angus"])
     bf.add_argument("--data-type", help="VidiCenter data type (viewers, ots, gate, ...)")
@@ -68,13 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--sites", type=_ids, help="site ids")
     bf.add_argument("--location-tags", type=_ids, help="location tag ids")
     bf.add_argument("--site-tags", type=_ids, help="site tag ids")
-    bf.add_argument(
-        "--group-by-demographics", action="store_true", help="aggregated viewers by gender and age"
-    )
-    bf.add_argument("--content-ids", help="content ids for viewers_apc and proof of play")
-    bf.add_argument(
-        "--extrapolation-amount", help="locations to extrapolate to (extrapolated types)"
-    )
+    for option in registry.options():  # each data type's options, declared in the registry
+        if option.kind is OptionKind.flag:
+            bf.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
+        else:
+            bf.add_argument(option.flag, dest=option.name, help=option.help)
     bf.add_argument(
         "--streams", type=_names, help="Angus stream client_ids (default: all configured)"
     )
@@ -85,82 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="only enqueue; a running `ingest run` does the work",
     )
 
-    run = sub.add_parser("run", help="the long-running worker")
-    run.add_argument("--once", action="store_true", help="drain what is due and exit")
 
-    st = sub.add_parser("status", help="job counts, oldest pending job, recent failures")
-    st.add_argument("--json", action="store_true", help="one JSON object")
-
-    sub.add_parser("demo", help="the whole job end to end on the built-in simulator")
-
-    sim = sub.add_parser("simulate", help="serve the vendor simulator alone")
-    from ingest.simulator.config import add_arguments
-
-    add_arguments(sim)
-    return parser
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@asynccontextmanager
-async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    try:
-        pool = await db.create_pool(settings.database_url, max_size=settings.database_pool_size)
-    except (OSError, asyncpg.PostgresError) as error:
-        raise ConfigError(f"INGEST_DATABASE_URL: cannot connect ({error})") from None
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-async def require_migrated(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        pending = await db.pending_migrations(conn)
-    if pending:
-        raise ConfigError(
-            f"the database lacks {len(pending)} migration(s) ({pending[0]}...): "
-            "run `ingest migrate`"
-        )
-
-
-async def cmd_migrate(settings: Settings) -> int:
-    try:
-        conn = await asyncpg.connect(settings.database_url)
-    except (OSError, asyncpg.PostgresError) as error:
-        raise ConfigError(f"INGEST_DATABASE_URL: cannot connect ({error})") from None
-    try:
-        applied = await db.migrate(conn)
-    finally:
-        await conn.close()
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
-    return EXIT_OK
-
-
-async def cmd_status(settings: Settings, as_json: bool) -> int:
-    from ingest.status import collect_status, format_status, to_json
-
-    async with open_pool(settings) as pool:
-        await require_migrated(pool)
-        async with pool.acquire() as conn:
-            status = await collect_status(conn)
-    print(to_json(status) if as_json else format_status(status))
-    return EXIT_OK
+def _fail(error: Exception) -> int:
+    for line in str(error).splitlines():
+        print(f"ingest: {line}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as error:
-        for line in str(error).splitlines():
-            print(f"ingest: {line}", file=sys.stderr)
-        return EXIT_USAGE
-    from ingest.logs import configure_logging
-
+        return _fail(error)
     level = settings.log_level
     quiet = args.command == "demo" or (args.command == "backfill" and sys.stderr.isatty())
     if quiet and "log_level" not in settings.model_fields_set:
@@ -168,29 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "warning"
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     try:
-        return anyio.run(_dispatch, args, settings)
+        return anyio.run(COMMANDS[args.command], args, settings)
     except (ConfigError, UsageError, MigrationError) as error:
-        for line in str(error).splitlines():
-            print(f"ingest: {line}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(error)
     except KeyboardInterrupt:
         return 130
-
-
-async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest import commands
-
-    command: str = args.command
-    if command == "migrate":
-        return await cmd_migrate(settings)
-    if command == "status":
-        return await cmd_status(settings, args.json)
-    if command == "backfill":
-        return await commands.backfill(args, settings)
-    if command == "run":
-        return await commands.run(settings, once=args.once)
-    if command == "demo":
-        return await commands.demo(settings)
-    if command == "simulate":
-        return await commands.simulate(args)
-    raise UsageError(f"unknown command {command!r}")

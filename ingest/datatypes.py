@@ -1,16 +1,21 @@
-"""The VidiCenter data types: their tables, columns, keys, resolutions and scope.
+"""Pure: the VidiCenter data types, their tables, columns, keys, resolutions, scope and
+request options.
 
 Adding a data type is one `DataType(...)` entry in `REGISTRY` (plus its tables in a
-migration). Everything else (the normalizer, the loader, the command line) reads from here.
+migration); a new request option is one `Option(...)`. Everything else (the command line,
+job specs, the export query, the schedule, the demo, the normalizer and the loader) reads
+them from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
+
+from ingest.domain import ScopeKind
 
 SCHEMA: Final = "vidicenter"
 
@@ -20,14 +25,6 @@ FINEST: Final = "finest"
 AGGREGATES: Final = frozenset(RESOLUTION_ORDER[1:])
 
 PG_TYPES: Final = frozenset({"bigint", "integer", "double precision", "text", "timestamp", "jsonb"})
-
-
-class ScopeKind(StrEnum):
-    """What a row is attributed to, which decides how jobs are cut."""
-
-    location = "location"  # rows carry location_id: one job per location per day
-    site = "site"  # rows carry site_id: one job per site per day
-    extrapolated = "extrapolated"  # rows carry no scope id: one job per day for the whole scope
 
 
 class Fill(StrEnum):
@@ -98,11 +95,6 @@ class TableSpec:
         return tuple(column.name for column in self.columns)
 
     @property
-    def constraint_name(self) -> str | None:
-        """The UNIQUE constraint on the natural key, as the migration names it."""
-        return f"{self.name}_natural_key" if self.key else None
-
-    @property
     def scope_column(self) -> str | None:
         """The column rows are attributed to jobs by: location_id, site_id, or None."""
         names = self.column_names
@@ -115,6 +107,68 @@ class TableSpec:
         return frozenset(keys | ({self.child_source} if self.child_source else set()))
 
 
+class OptionKind(StrEnum):
+    """How an option is given on the command line and sent to the vendor."""
+
+    flag = "flag"  # on or off; sent as 1 when on, left out when off
+    text = "text"  # free text (a comma-separated list of ids, say), sent as given
+    amount = "amount"  # a whole number, or empty; sent even when empty
+
+
+@dataclass(frozen=True)
+class Option:
+    """A request option of some data types: its name is the job parameter's, the query
+    parameter's and (with dashes) the command-line flag's."""
+
+    name: str
+    kind: OptionKind
+    help: str
+    default: Any = None  # what a required option's job carries when it is not given
+    required: bool = False  # always part of the request, with its default when not given
+    aggregate_only: bool = False  # refused with `finest`
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: Any) -> Any:
+        """The job parameter for a given value; ValueError when the kind refuses it."""
+        if self.kind is OptionKind.flag:
+            return bool(value)
+        text = str(value).strip()
+        if self.kind is OptionKind.amount and text and not text.isdigit():
+            raise ValueError("must be a whole number (or omitted)")
+        return text
+
+    def query_value(self, value: Any) -> str | None:
+        """What the export query sends for the job parameter; None leaves it out."""
+        if self.kind is OptionKind.flag:
+            return "1" if value else None
+        if self.kind is OptionKind.text:
+            return str(value) if value else None
+        return "" if value is None else str(value)
+
+
+GROUP_BY_DEMOGRAPHICS: Final = Option(
+    "group_by_demographics",
+    OptionKind.flag,
+    "aggregated viewers by gender and age",
+    default=False,
+    aggregate_only=True,
+)
+CONTENT_IDS: Final = Option(
+    "content_ids", OptionKind.text, "content ids for viewers_apc and proof of play"
+)
+# empty: the average of the sampled locations
+EXTRAPOLATION_AMOUNT: Final = Option(
+    "extrapolation_amount",
+    OptionKind.amount,
+    "locations to extrapolate to (extrapolated types)",
+    default="",
+    required=True,
+)
+
+
 @dataclass(frozen=True)
 class DataType:
     """A VidiCenter `data_type`: where its rows go and which requests it accepts."""
@@ -125,10 +179,8 @@ class DataType:
     resolutions: frozenset[str]
     aggregated: TableSpec | None
     finest: TableSpec | None
-    options: frozenset[str]  # request options it accepts
+    options: tuple[Option, ...]  # request options it accepts, in query order
     default_resolution: str
-    required_options: frozenset[str] = frozenset()  # options a request must carry
-    aggregate_only_options: frozenset[str] = frozenset()  # refused with `finest`
 
     def __post_init__(self) -> None:
         if not self.resolutions <= set(RESOLUTION_ORDER):
@@ -139,8 +191,8 @@ class DataType:
             raise ValueError(f"data type {self.name!r}: aggregated table and resolutions disagree")
         if self.default_resolution not in self.resolutions:
             raise ValueError(f"data type {self.name!r}: default resolution not offered")
-        if not (self.required_options | self.aggregate_only_options) <= self.options:
-            raise ValueError(f"data type {self.name!r}: options out of step")
+        if len({o.name for o in self.options}) != len(self.options):
+            raise ValueError(f"data type {self.name!r}: an option is listed twice")
 
     @property
     def tables(self) -> tuple[TableSpec, ...]:
@@ -235,17 +287,60 @@ _APC_CONTENTS = TableSpec(
 )
 
 _ALL = frozenset(RESOLUTION_ORDER)
-_NO_OPTIONS: frozenset[str] = frozenset()
+_NO_OPTIONS: tuple[Option, ...] = ()
 
 
-def _register(*data_types: DataType) -> Mapping[str, DataType]:
-    names = [name for dt in data_types for name in (dt.name, *dt.aliases)]
-    if len(set(names)) != len(names):
-        raise ValueError("a data type name or alias is used twice")
-    return MappingProxyType({dt.name: dt for dt in data_types})
+class Registry:
+    """The data types by name (aliases included); a copy with more types is one call."""
+
+    def __init__(self, *data_types: DataType) -> None:
+        names = [name for dt in data_types for name in (dt.name, *dt.aliases)]
+        if len(set(names)) != len(names):
+            raise ValueError("a data type name or alias is used twice")
+        self._types = MappingProxyType({dt.name: dt for dt in data_types})
+        self._by_name = MappingProxyType(
+            {name: dt for dt in data_types for name in (dt.name, *dt.aliases)}
+        )
+
+    def __iter__(self) -> Iterator[DataType]:
+        return iter(self._types.values())
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._types.values()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._types)
+
+    def get(self, name: str) -> DataType:
+        """The data type of a name or alias; KeyError listing the valid names otherwise."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            aliases = ", ".join(f"{a} (= {dt.name})" for dt in self for a in dt.aliases)
+            raise KeyError(
+                f"unknown VidiCenter data type {name!r}; valid: {', '.join(self._types)}; "
+                f"also accepted: {aliases}"
+            ) from None
+
+    def options(self) -> tuple[Option, ...]:
+        """Every option some data type takes, each once, in registry order."""
+        found: dict[str, Option] = {}
+        for dt in self:
+            for option in dt.options:
+                if found.setdefault(option.name, option) != option:
+                    raise ValueError(f"option {option.name!r} is declared twice")
+        return tuple(found.values())
+
+    def tables(self) -> list[TableSpec]:
+        """Every vidicenter table, child tables included, each once."""
+        return [table for dt in self for table in dt.tables]
 
 
-REGISTRY: Final[Mapping[str, DataType]] = _register(
+REGISTRY: Final = Registry(
     DataType(
         "viewers",
         aliases=(),
@@ -262,9 +357,8 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
             key=("gender", "age"),
         ),
         finest=_finest("viewers_finest", *_VIEWER_EVENT),
-        options=frozenset({"group_by_demographics"}),
+        options=(GROUP_BY_DEMOGRAPHICS,),
         default_resolution="1h",
-        aggregate_only_options=frozenset({"group_by_demographics"}),
     ),
     DataType(
         "viewers_apc",
@@ -283,7 +377,7 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
             id_column="id",
             id_sequence=f"{SCHEMA}.viewers_apc_id_seq",
         ),
-        options=frozenset({"content_ids"}),
+        options=(CONTENT_IDS,),
         default_resolution=FINEST,
     ),
     DataType(
@@ -324,7 +418,7 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
             "proof_of_play_by_location", _LOCATION, *_PROOF_OF_PLAY, key=("content_id",)
         ),
         finest=None,
-        options=frozenset({"content_ids"}),
+        options=(CONTENT_IDS,),
         default_resolution="1h",
     ),
     DataType(
@@ -336,7 +430,7 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
             "proof_of_play_by_site", _SITE, *_PROOF_OF_PLAY, key=("content_id",)
         ),
         finest=None,
-        options=frozenset({"content_ids"}),
+        options=(CONTENT_IDS,),
         default_resolution="1h",
     ),
     # Extrapolated figures are scaled or averaged: even the counts may be fractional.
@@ -350,9 +444,8 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
             *_reals("watcher_count dwell_time_in_tenths_of_sec attention_time_in_tenths_of_sec"),
         ),
         finest=None,
-        options=frozenset({"extrapolation_amount"}),
+        options=(EXTRAPOLATION_AMOUNT,),
         default_resolution="1h",
-        required_options=frozenset({"extrapolation_amount"}),
     ),
     DataType(
         "extrapolated_ots",
@@ -361,9 +454,8 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
         resolutions=AGGREGATES,
         aggregated=_extrapolated("extrapolated_ots", *_reals("ots_count duration watcher_count")),
         finest=None,
-        options=frozenset({"extrapolation_amount"}),
+        options=(EXTRAPOLATION_AMOUNT,),
         default_resolution="1h",
-        required_options=frozenset({"extrapolation_amount"}),
     ),
     DataType(
         "vehicles",
@@ -431,25 +523,14 @@ REGISTRY: Final[Mapping[str, DataType]] = _register(
     ),
 )
 
-_BY_NAME: Final[Mapping[str, DataType]] = MappingProxyType(
-    {name: dt for dt in REGISTRY.values() for name in (dt.name, *dt.aliases)}
-)
-
 
 def _listed(resolutions: Collection[str]) -> str:
     return ", ".join(r for r in RESOLUTION_ORDER if r in resolutions)
 
 
 def get_data_type(name: str) -> DataType:
-    """The data type of a name or alias; KeyError listing the valid names otherwise."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        aliases = ", ".join(f"{a} (= {dt.name})" for dt in REGISTRY.values() for a in dt.aliases)
-        raise KeyError(
-            f"unknown VidiCenter data type {name!r}; valid: {', '.join(REGISTRY)}; "
-            f"also accepted: {aliases}"
-        ) from None
+    """The data type of a name or alias in the built-in registry (KeyError otherwise)."""
+    return REGISTRY.get(name)
 
 
 def table_for(dt: DataType, resolution: str) -> TableSpec:
@@ -466,16 +547,43 @@ def table_for(dt: DataType, resolution: str) -> TableSpec:
 def check_options(dt: DataType, resolution: str, options: Collection[str]) -> None:
     """ValueError naming the problem if a request's options do not suit the data type."""
     table_for(dt, resolution)
-    accepted = dt.options - dt.aggregate_only_options if resolution == FINEST else dt.options
+    accepted = {o.name for o in dt.options if not (o.aggregate_only and resolution == FINEST)}
     if unknown := sorted(set(options) - accepted):
         raise ValueError(
             f"data type {dt.name!r} at {resolution!r} does not accept {', '.join(unknown)}; "
             f"accepted: {', '.join(sorted(accepted)) or 'none'}"
         )
-    if missing := sorted(dt.required_options - set(options)):
+    required = {o.name for o in dt.options if o.required}
+    if missing := sorted(required - set(options)):
         raise ValueError(f"data type {dt.name!r} requires {', '.join(missing)}")
 
 
-def all_tables() -> list[TableSpec]:
-    """Every vidicenter table, child tables included, each once."""
-    return [table for dt in REGISTRY.values() for table in dt.tables]
+def request_params(dt: DataType, resolution: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The job parameters of a request: the options given (None and False are not given),
+    with each required option's default filled in. ValueError naming the first bad one."""
+    by_name = {o.name: o for o in dt.options}
+    params: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None or value is False:
+            continue
+        option = by_name.get(name)
+        if option is None:  # check_options names it, with what is accepted
+            params[name] = value
+            continue
+        params[name] = option.parse(value)
+    for option in dt.options:
+        if option.required and option.name not in params:
+            params[option.name] = option.default
+    check_options(dt, resolution, params)
+    return params
+
+
+def query_pairs(dt: DataType, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The export query's option parameters for a job's parameters, in the type's order."""
+    pairs = []
+    for option in dt.options:
+        if option.name in params:
+            value = option.query_value(params[option.name])
+            if value is not None:
+                pairs.append((option.name, value))
+    return pairs

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class IngestError(Exception):
     """Something went wrong in ingest."""
 
-    def __init__(self, message: str | None = None, **context: Any) -> None:
+    def __init__(self, message: str | None = None) -> None:
         self.message = message or (self.__doc__ or type(self).__name__).strip()
-        self.context = context
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -35,8 +32,8 @@ class MigrationError(IngestError):
 class RetryableError(IngestError):
     """A passing failure: the job is tried again later."""
 
-    def __init__(self, message: str | None = None, *, delay: float | None = None, **context: Any):
-        super().__init__(message, **context)
+    def __init__(self, message: str | None = None, *, delay: float | None = None) -> None:
+        super().__init__(message)
         self.delay = delay
 
 
@@ -73,12 +70,19 @@ class VendorRejected(TerminalError):
         *,
         status: int = 400,
         code: str | None = None,
-        **context: Any,
     ) -> None:
-        super().__init__(message, **context)
+        super().__init__(message)
         self.status = status
-        self.code = code
+        self.code = code  # the vendor's own error code, when it gives one
 
 
 class AuthError(TerminalError):
     """The vendor refused our credentials (401/403): check the configured token."""
+
+    def __init__(self, message: str | None = None, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LeaseLost(IngestError):
+    """Another worker took these jobs over after our lease ran out."""

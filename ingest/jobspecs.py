@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from ingest.datatypes import DataType, ScopeKind, check_options, table_for
+from ingest import datatypes
+from ingest.datatypes import DataType, table_for
+from ingest.domain import JobSpec, Scope, ScopeKind, Vendor
 from ingest.errors import UsageError
-from ingest.ledger import JobSpec, Vendor
 
 MAX_DAYS = 3660
 
@@ -31,35 +32,37 @@ class VidiCenterRequest:
     days: Sequence[date]
     # the scopes asked for, by kind: "locations", "sites", "location_tags", "site_tags"
     sources: Mapping[str, Sequence[str]]
-    group_by_demographics: bool = False
-    content_ids: str | None = None
-    extrapolation_amount: str | None = None
+    # the data type's options as given (by option name); None or False: not given
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def request_params(req: VidiCenterRequest) -> dict[str, Any]:
     """The request parameters that make a job distinct; the registry decides which options
-    the data type takes (UsageError naming the option otherwise)."""
+    the data type takes (UsageError naming the option's flag otherwise)."""
     dt = req.data_type
     try:
         table_for(dt, req.resolution)
     except ValueError as error:
         raise UsageError(f"--resolution: {error}") from None
-    params: dict[str, Any] = {}
-    if req.group_by_demographics:
-        params["group_by_demographics"] = True
-    if req.content_ids is not None:
-        params["content_ids"] = req.content_ids
-    if req.extrapolation_amount is not None or "extrapolation_amount" in dt.required_options:
-        amount = req.extrapolation_amount or ""  # empty: the average of the sampled locations
-        if amount and not amount.isdigit():
-            raise UsageError("--extrapolation-amount: must be a whole number (or omitted)")
-        params["extrapolation_amount"] = amount
     try:
-        check_options(dt, req.resolution, params)
+        return datatypes.request_params(dt, req.resolution, req.options)
     except ValueError as error:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(params))
-        raise UsageError(f"{flags}: {error}") from None
-    return params
+        given = [name for name, value in req.options.items() if value not in (None, False)]
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
+        raise UsageError(f"{flags or '--data-type'}: {error}") from None
+
+
+def scopes_for(
+    req: VidiCenterRequest, *, location_ids: Sequence[str] = (), site_ids: Sequence[str] = ()
+) -> list[Scope]:
+    """The jobs' scopes: one per location or site, or the whole request for an
+    extrapolated type."""
+    kind = req.data_type.scope_kind
+    if kind is ScopeKind.extrapolated:
+        return [Scope.request(req.sources)] if any(req.sources.values()) else []
+    if kind is ScopeKind.site:
+        return [Scope.site(i) for i in site_ids]
+    return [Scope.location(i) for i in location_ids]
 
 
 def vidicenter_specs(
@@ -70,21 +73,14 @@ def vidicenter_specs(
 ) -> list[JobSpec]:
     """One job per scope per day; the scopes resolved by the caller as the type needs them."""
     params = request_params(req)
-    dt = req.data_type
-    if dt.scope_kind is ScopeKind.extrapolated:
-        scope = ";".join(f"{kind}:{','.join(ids)}" for kind, ids in req.sources.items() if ids)
-        scopes = [scope]
-    elif dt.scope_kind is ScopeKind.site:
-        scopes = [f"site:{i}" for i in site_ids]
-    else:
-        scopes = [f"location:{i}" for i in location_ids]
-    if not scopes or not scopes[0]:
+    scopes = scopes_for(req, location_ids=location_ids, site_ids=site_ids)
+    if not scopes:
         raise UsageError(
             "no scope: give --locations, --sites, --location-tags or --site-tags, "
             "or set INGEST_VIDICENTER_LOCATIONS"
         )
     return [
-        JobSpec(Vendor.vidicenter, dt.name, req.resolution, scope, day, params)
+        JobSpec(Vendor.vidicenter, req.data_type.name, req.resolution, scope, day, params)
         for day in req.days
         for scope in scopes
     ]
@@ -93,7 +89,7 @@ def vidicenter_specs(
 def angus_specs(streams: Sequence[str], resolution: str, days: Sequence[date]) -> list[JobSpec]:
     """One job per stream per day."""
     return [
-        JobSpec(Vendor.angus, "entities", resolution, f"stream:{s}", day)
+        JobSpec(Vendor.angus, "entities", resolution, Scope.stream(s), day)
         for day in days
         for s in streams
     ]

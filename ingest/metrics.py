@@ -1,35 +1,96 @@
-"""Prometheus metrics of one worker process (a registry of its own, no globals)."""
+"""Prometheus metrics of one worker process (a registry of its own, no globals).
+
+Two kinds: what this process saw (counters and histograms, fed by the methods below) and
+what the job ledger says (gauges, read from the database at each scrape by `refresh`, so
+they survive restarts and agree across replicas).
+"""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ingest.domain import JobStatus, Vendor
+from ingest.ledger import exports, gauges
 from ingest.pipeline import Outcome
+
+VENDORS: Final = tuple(v.value for v in Vendor)
+JOB_STATUSES: Final = tuple(s.value for s in JobStatus)
+FAILURE_OUTCOMES: Final = ("retry", "dead")
+
+# with the default INGEST_VIDICENTER_EXPORT_DEADLINE_S
+DEFAULT_EXPORT_STALE_AFTER_S: Final = exports.stale_after_s(3600.0)
 
 
 class Metrics:
     """The worker's metrics; the ledger's gauges are refreshed at each scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, export_stale_after_s: float = DEFAULT_EXPORT_STALE_AFTER_S) -> None:
+        self.export_stale_after_s = export_stale_after_s
         self.registry = CollectorRegistry()
         r = self.registry
+        # --- read from the ledger at each scrape
         self.jobs = Gauge(
             "ingest_jobs", "Jobs in the ledger by status.", ["vendor", "status"], registry=r
         )
         self.exports_in_flight = Gauge(
-            "ingest_exports_in_flight", "VidiCenter exports out at the vendor.", registry=r
+            "ingest_exports_in_flight",
+            "VidiCenter export places in use, counted as the export cap counts them.",
+            registry=r,
         )
+        self.last_success = Gauge(
+            "ingest_last_success_timestamp_seconds",
+            "When the vendor's most recent done job finished (from the ledger).",
+            ["vendor"],
+            registry=r,
+        )
+        self.newest_complete_day = Gauge(
+            "ingest_newest_complete_day_timestamp_seconds",
+            "UTC midnight starting the newest day all of whose jobs are done.",
+            ["vendor", "data_type"],
+            registry=r,
+        )
+        # --- what this process saw
         self.rows = Counter("ingest_rows_loaded", "Rows loaded, by table.", ["table"], registry=r)
         self.outcomes = Counter(
             "ingest_job_outcomes",
             "Jobs finished by this process.",
             ["vendor", "outcome"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "ingest_job_failures",
+            "Job failures by what became of the job (retry or dead) and the error's class.",
+            ["vendor", "outcome", "reason"],
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "ingest_job_duration_seconds",
+            "Time from claiming a job to its end, export waits included.",
+            ["vendor"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.budget_wait = Counter(
+            "ingest_budget_wait_seconds",
+            "Seconds spent waiting for room in a vendor account's call budget.",
+            ["account"],
+            registry=r,
+        )
+        self.vendor_paused_gauge = Gauge(
+            "ingest_vendor_paused",
+            "1 while work for the vendor is paused (credentials refused), else 0.",
+            ["vendor"],
+            registry=r,
+        )
+        self.vendor_pauses = Counter(
+            "ingest_vendor_pauses",
+            "Times work for the vendor was paused.",
+            ["vendor"],
             registry=r,
         )
         self.calls = Counter(
@@ -44,17 +105,19 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 30, 60, 120),
             registry=r,
         )
-        self.last_success = Gauge(
-            "ingest_last_success_timestamp_seconds",
-            "When this process last committed a job, per vendor.",
-            ["vendor"],
-            registry=r,
-        )
+        self._paused: dict[str, bool] = {}
+        for vendor in VENDORS:
+            # present from the start, so that dashboards and rate() see zeros, not gaps
+            self.vendor_paused_gauge.labels(vendor).set(0)
+            self.vendor_pauses.labels(vendor)
+            self.job_duration.labels(vendor)
+            for status in JOB_STATUSES:
+                self.jobs.labels(vendor, status).set(0)
 
     def record(self, vendor: str, outcome: Outcome) -> None:
+        """Count what became of a batch of jobs and the rows it loaded."""
         if outcome.done:
             self.outcomes.labels(vendor, "done").inc(outcome.done)
-            self.last_success.labels(vendor).set(time.time())
         if outcome.failed:
             self.outcomes.labels(vendor, "retry").inc(outcome.failed)
         if outcome.dead:
@@ -63,6 +126,34 @@ class Metrics:
             self.outcomes.labels(vendor, "handed_back").inc(outcome.released)
         if outcome.table:
             self.rows.labels(outcome.table).inc(outcome.rows)
+        if outcome.reason is not None:
+            if outcome.failed:
+                self.failure(vendor, "retry", outcome.reason, outcome.failed)
+            if outcome.dead:
+                self.failure(vendor, "dead", outcome.reason, outcome.dead)
+        if outcome.done or outcome.failed or outcome.dead:
+            self.observe_job(vendor, outcome.seconds)
+
+    def observe_job(self, vendor: str, seconds: float) -> None:
+        """One job's duration, whatever its end."""
+        self.job_duration.labels(vendor).observe(seconds)
+
+    def budget_waited(self, account: str, seconds: float) -> None:
+        """Time spent waiting for the account's call budget."""
+        self.budget_wait.labels(account).inc(seconds)
+
+    def failure(self, vendor: str, outcome: str, reason: str, n: int = 1) -> None:
+        """`n` jobs failed with error class `reason`; `outcome` is `retry` or `dead`."""
+        if outcome not in FAILURE_OUTCOMES:
+            raise ValueError(f"failure outcome {outcome!r}: expected retry or dead")
+        self.failures.labels(vendor, outcome, reason).inc(n)
+
+    def vendor_paused(self, vendor: str, paused: bool) -> None:
+        """The vendor's work is paused (or resumed); each pause is counted once."""
+        if paused and not self._paused.get(vendor, False):
+            self.vendor_pauses.labels(vendor).inc()
+        self._paused[vendor] = paused
+        self.vendor_paused_gauge.labels(vendor).set(1 if paused else 0)
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Counts every vendor call by host and status (or `error`)."""
@@ -79,17 +170,28 @@ class Metrics:
         return trace
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
-        rows = await pool.fetch(
-            "SELECT vendor, status, count(*) AS n FROM ingest.jobs GROUP BY 1, 2"
-        )
+        """Read the ledger's gauges, all from one snapshot; on error the last values stay."""
+        async with (
+            pool.acquire(timeout=10) as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            jobs = await gauges.count_jobs(conn)
+            out = await exports.exports_out(conn, stale_after_s=self.export_stale_after_s)
+            success = await gauges.last_success(conn)
+            complete = await gauges.newest_complete_days(conn)
         self.jobs.clear()
-        for row in rows:
-            self.jobs.labels(row["vendor"], row["status"]).set(row["n"])
-        out = await pool.fetchval(
-            "SELECT count(DISTINCT export_query) FROM ingest.jobs"
-            " WHERE export_query IS NOT NULL AND status IN ('pending', 'running')"
-        )
+        for vendor in VENDORS:
+            for status in JOB_STATUSES:
+                self.jobs.labels(vendor, status).set(0)
+        for (vendor, status), n in jobs.items():
+            self.jobs.labels(vendor, status).set(n)
         self.exports_in_flight.set(out)
+        self.last_success.clear()
+        for vendor, at in success.items():
+            self.last_success.labels(vendor).set(at)
+        self.newest_complete_day.clear()
+        for (vendor, data_type), day in complete.items():
+            self.newest_complete_day.labels(vendor, data_type).set(gauges.day_start_timestamp(day))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

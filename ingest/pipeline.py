@@ -1,10 +1,11 @@
-"""One batch of jobs end to end: fetch, normalize, load and mark done, or record the failure."""
+"""One batch of jobs end to end: fetch, normalize, load and mark done, or record what the
+failure policy decided. Written against small Protocols; the composition root wires it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -15,21 +16,13 @@ import structlog
 
 from ingest import ledger
 from ingest.config import AngusStream, Settings
-from ingest.datatypes import ScopeKind, get_data_type, table_for
-from ingest.errors import (
-    AuthError,
-    BadPayload,
-    ExportFailed,
-    ExportPending,
-    IngestError,
-    RateLimited,
-    TerminalError,
-    VendorUnavailable,
-)
-from ingest.ledger import Job, Vendor
+from ingest.datatypes import REGISTRY, DataType, Registry, query_pairs, table_for
+from ingest.domain import Job, ScopeKind, Vendor, export_sources
+from ingest.errors import BadPayload, IngestError, TerminalError
 from ingest.loader import load_export, upsert_records
 from ingest.normalize import angus as angus_normalize
 from ingest.normalize.vidicenter import normalize_chunks
+from ingest.policy import Action, Decision, RetryPolicy, decide
 from ingest.vendors.vidicenter import export_query
 
 log = structlog.get_logger(__name__)
@@ -67,19 +60,27 @@ class Outcome:
     released: int = 0
     rows: int = 0
     table: str | None = None
+    reason: str | None = None  # the failure's error type, when there was one
+    seconds: float = 0.0  # how long the batch took, claim to commit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What the pipeline needs; built by the command line, the one composition root."""
+    """What the pipeline needs; built once by the composition root (`ingest.wiring`)."""
 
     pool: asyncpg.Pool
     settings: Settings
     owner: str
+    policy: RetryPolicy
+    registry: Registry = REGISTRY
     vidicenter: ExportSource | None = None
     angus: EntitySource | None = None
     streams: Mapping[str, AngusStream] = field(default_factory=dict)
     on_outcome: Callable[[str, Outcome], None] | None = None
+
+    @property
+    def export_stale_after_s(self) -> float:
+        return ledger.exports.stale_after_s(self.settings.vidicenter_export_deadline_s)
 
 
 # what a job's failure may be: recorded on the job, which is tried again or dead
@@ -91,7 +92,7 @@ class _LeaseWatch:
 
 
 @asynccontextmanager
-async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> Any:
+async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> AsyncIterator[_LeaseWatch]:
     """Keep the jobs' lease alive while the body runs; cancel the body if it is lost.
 
     An error of the body leaves as itself, not wrapped in the task group's ExceptionGroup,
@@ -126,142 +127,147 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> Any:
         raise body_error
 
 
-def _keeps_export(error: BaseException) -> bool:
-    """After these errors the export may still be running or cached at the vendor."""
-    return isinstance(error, VendorUnavailable | RateLimited | ExportPending)
+async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -> Outcome:
+    """Let the policy decide what the failure leads to, and have the ledger record it.
 
-
-async def _record_failure(
-    ctx: Context,
-    jobs: Sequence[Job],
-    error: BaseException,
-    *,
-    rebuild: bool = False,
-    terminal: bool = False,
-) -> Outcome:
-    s = ctx.settings
-    if terminal and not isinstance(error, TerminalError):
-        error = TerminalError(str(error))
-    status = await ledger.fail_jobs(
-        ctx.pool,
-        jobs,
-        error,
-        owner=ctx.owner,
-        max_attempts=s.job_max_attempts,
-        base_s=s.job_retry_base_s,
-        max_s=s.job_retry_max_s,
-        keep_export=_keeps_export(error),
-        rebuild=rebuild,
+    Credentials refused: the jobs go back untried and the error goes on up, to stop the
+    vendor's work.
+    """
+    # a batch is as tried as its most tried job
+    worst = replace(
+        jobs[0],
+        attempts=max(j.attempts for j in jobs),
+        export_rebuilds=max(j.export_rebuilds for j in jobs),
     )
-    event = "job.dead" if status == ledger.JobStatus.dead else "job.retry_scheduled"
-    log.warning(event, jobs=[j.id for j in jobs], error=f"{type(error).__name__}: {error}")
-    if status == ledger.JobStatus.dead:
-        return Outcome(dead=len(jobs))
-    return Outcome(failed=len(jobs))
+    decision = decide(error, worst, ctx.policy)
+    await ledger.record_decision(ctx.pool, jobs, decision, owner=ctx.owner)
+    return _outcome_of(decision, jobs, error)
 
 
-def _sources(jobs: Sequence[Job]) -> dict[str, list[str]]:
+def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Outcome:
+    reason = type(error).__name__
+    ids = [j.id for j in jobs]
+    match decision.action:
+        case Action.hand_back:
+            raise error
+        case Action.abandon:
+            log.warning("job.lease_lost", jobs=ids)
+            return Outcome()
+        case Action.dead:
+            log.warning("job.dead", jobs=ids, error=decision.reason)
+            return Outcome(dead=len(jobs), reason=reason)
+        case _:
+            log.warning(
+                "job.retry_scheduled",
+                jobs=ids,
+                error=decision.reason,
+                retry_in_s=round(decision.delay_s, 2),
+                rebuild=decision.action is Action.rebuild,
+            )
+            return Outcome(failed=len(jobs), reason=reason)
+
+
+# --- VidiCenter ------------------------------------------------------------------------
+
+
+def _query_of(ctx: Context, jobs: Sequence[Job], dt: DataType) -> str:
+    """The batch's export query: the one stored on it (a resume), or a new one."""
     first = jobs[0]
-    kind = first.scope_kind
-    if kind == "location":
-        return {"locations": [j.scope_id for j in jobs]}
-    if kind == "site":
-        return {"sites": [j.scope_id for j in jobs]}
-    # extrapolated: the scope is the whole request, e.g. "locations:1,2,3;sites:4"
-    sources: dict[str, list[str]] = {}
-    for part in first.scope.split(";"):
-        name, _, ids = part.partition(":")
-        sources[name] = ids.split(",")
-    return sources
+    if first.export_query is not None:
+        return first.export_query
+    sources = export_sources([j.scope for j in jobs])
+    return export_query(
+        dt.name, first.time_resolution, first.day, sources, query_pairs(dt, first.params)
+    )
+
+
+async def _take_export_place(ctx: Context, jobs: Sequence[Job], query: str) -> bool:
+    """Reserve one of the account's export places for the batch; when none is free, hand
+    the jobs back for a few seconds."""
+    s = ctx.settings
+    async with ctx.pool.acquire() as conn:
+        if await ledger.reserve_export(
+            conn,
+            jobs,
+            query,
+            owner=ctx.owner,
+            max_exports=s.vidicenter_max_exports,
+            stale_after_s=ctx.export_stale_after_s,
+        ):
+            log.info("export.reserved", locations=len(jobs))
+            return True
+        await ledger.release_jobs(conn, jobs, owner=ctx.owner, delay_s=5.0)
+    log.debug("export.no_place")
+    return False
+
+
+async def _fetch_export(ctx: Context, jobs: Sequence[Job], query: str) -> dict[str, Any]:
+    """Start (or resume) the export and poll it until it is finished."""
+    assert ctx.vidicenter is not None
+    first = jobs[0]
+
+    async def started() -> None:
+        async with ctx.pool.acquire() as conn:
+            await ledger.mark_export_started(conn, jobs)
+
+    return await ctx.vidicenter.run_export(
+        query, force=first.force and not first.export_started, on_started=started
+    )
+
+
+async def _load_export_rows(
+    ctx: Context, jobs: Sequence[Job], dt: DataType, payload: dict[str, Any]
+) -> int:
+    """Normalize the rows, load them and mark the jobs done, in one transaction; each job
+    is credited with its own scope's rows."""
+    first = jobs[0]
+    table = table_for(dt, first.time_resolution)
+    chunks = normalize_chunks(
+        dt,
+        first.time_resolution,
+        payload["data"],
+        scope=first.scope.encode(),
+        extrapolation_amount=first.params.get("extrapolation_amount"),
+    )
+    extrapolated = dt.scope_kind is ScopeKind.extrapolated
+    wanted = {} if extrapolated else {int(j.scope.id): j.id for j in jobs}
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        loaded = await load_export(conn, table, chunks, scope_ids=list(wanted), day=first.day)
+        if extrapolated:
+            rows_by_job = {first.id: loaded.rows}
+        else:
+            if stray := sorted(set(loaded.by_scope) - set(wanted)):
+                raise BadPayload(f"the export has rows for scopes not asked for: {stray[:5]}")
+            rows_by_job = {job_id: loaded.by_scope.get(sid, 0) for sid, job_id in wanted.items()}
+        await ledger.mark_done(conn, rows_by_job, owner=ctx.owner)
+    log.info("job.done", rows=loaded.rows, table=table.qualified_name)
+    return loaded.rows
 
 
 async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Run one export for a batch of jobs that share it and load its rows."""
-    assert ctx.vidicenter is not None
     first = jobs[0]
-    s = ctx.settings
     try:
-        dt = get_data_type(first.data_type)
-        query = first.export_query
-        if query is None:
-            query = export_query(
-                dt.name, first.time_resolution, first.day, _sources(jobs), first.params
-            )
-            async with ctx.pool.acquire() as conn:
-                got = await ledger.reserve_export(
-                    conn,
-                    jobs,
-                    query,
-                    owner=ctx.owner,
-                    max_exports=s.vidicenter_max_exports,
-                    stale_after_s=2 * s.vidicenter_export_deadline_s + 600,
-                )
-            if not got:
-                async with ctx.pool.acquire() as conn:
-                    await ledger.release_jobs(conn, jobs, owner=ctx.owner, delay_s=5.0)
-                log.debug("export.no_place")
+        dt = ctx.registry.get(first.data_type)
+        query = _query_of(ctx, jobs, dt)
+        if first.export_query is None:
+            if not await _take_export_place(ctx, jobs, query):
                 return Outcome(released=len(jobs))
-            log.info("export.reserved", locations=len(jobs))
         else:
             log.info("export.resumed")
-
-        async def started() -> None:
-            async with ctx.pool.acquire() as conn:
-                await ledger.mark_export_started(conn, jobs)
-
-        try:
-            async with _heartbeat(ctx, jobs) as watch:
-                payload = await ctx.vidicenter.run_export(
-                    query, force=first.force and not first.export_started, on_started=started
-                )
-                table = table_for(dt, first.time_resolution)
-                chunks = normalize_chunks(
-                    dt,
-                    first.time_resolution,
-                    payload["data"],
-                    scope=first.scope,
-                    extrapolation_amount=first.params.get("extrapolation_amount"),
-                )
-                extrapolated = dt.scope_kind is ScopeKind.extrapolated
-                wanted = {} if extrapolated else {int(j.scope_id): j.id for j in jobs}
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    loaded = await load_export(
-                        conn, table, chunks, scope_ids=list(wanted), day=first.day
-                    )
-                    if extrapolated:
-                        rows_by_job = {first.id: loaded.rows}
-                    else:
-                        stray = sorted(set(loaded.by_scope) - set(wanted))
-                        if stray:
-                            raise BadPayload(
-                                f"the export has rows for scopes not asked for: {stray[:5]}"
-                            )
-                        rows_by_job = {
-                            job_id: loaded.by_scope.get(sid, 0) for sid, job_id in wanted.items()
-                        }
-                    await ledger.mark_done(conn, rows_by_job, owner=ctx.owner)
-                n = loaded.rows
-            if watch.lost:
-                return Outcome()
-        except ExportFailed as error:
-            rebuilds = await ctx.pool.fetchval(
-                "SELECT max(export_rebuilds) FROM ingest.jobs WHERE id = ANY($1)",
-                [j.id for j in jobs],
-            )
-            if rebuilds >= s.vidicenter_rebuilds_after_failure:
-                return await _record_failure(ctx, jobs, error, terminal=True)
-            return await _record_failure(ctx, jobs, error, rebuild=True)
-        log.info("job.done", rows=n, table=table.name)
-        return Outcome(done=len(jobs), rows=n, table=f"vidicenter.{table.name}")
-    except AuthError:
-        # no retries with a bad token: the jobs go back untried and the vendor's work stops
-        await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
-        raise
-    except ledger.LeaseLost:
-        log.warning("job.lease_lost")
-        return Outcome()
+        async with _heartbeat(ctx, jobs) as watch:
+            payload = await _fetch_export(ctx, jobs, query)
+            rows = await _load_export_rows(ctx, jobs, dt, payload)
+        if watch.lost:
+            return Outcome()
+        return Outcome(
+            done=len(jobs), rows=rows, table=table_for(dt, first.time_resolution).qualified_name
+        )
     except _JOB_ERRORS as error:
         return await _record_failure(ctx, jobs, error)
+
+
+# --- Angus -----------------------------------------------------------------------------
 
 
 def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -272,26 +278,26 @@ def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
 
 
 async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
-    """Fetch every page of one stream's day and upsert it."""
+    """Fetch every page of one stream's day and upsert it; a stream with bad credentials
+    fails alone, the other streams carry on."""
     assert ctx.angus is not None and len(jobs) == 1
     job = jobs[0]
     s = ctx.settings
     try:
-        stream = ctx.streams.get(job.scope_id)
+        stream = ctx.streams.get(job.scope.id)
         if stream is None:
-            raise TerminalError(f"stream {job.scope_id} is not in INGEST_ANGUS_STREAMS")
-        metrics = job.params.get("metrics") or s.angus_metrics
+            raise TerminalError(f"stream {job.scope.id} is not in INGEST_ANGUS_STREAMS")
         start, end = day_window(job.day, s.day_timezone)
         async with _heartbeat(ctx, jobs) as watch:
             pages = await ctx.angus.fetch_entities(
                 stream,
-                metrics=metrics,
+                metrics=job.params.get("metrics") or s.angus_metrics,
                 from_date=start,
                 to_date=end,
                 time_bucket=job.time_resolution,
             )
             records = angus_normalize.normalize_entities(
-                pages, stream=job.scope_id, time_bucket=job.time_resolution, window_start=start
+                pages, stream=job.scope.id, time_bucket=job.time_resolution, window_start=start
             )
             async with ctx.pool.acquire() as conn, conn.transaction():
                 n = await upsert_records(
@@ -307,10 +313,7 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
             return Outcome()
         log.info("job.done", rows=n, table="angus.entities")
         return Outcome(done=1, rows=n, table="angus.entities")
-    except ledger.LeaseLost:
-        return Outcome()
     except _JOB_ERRORS as error:
-        # a stream with bad credentials fails alone; the other streams carry on
         return await _record_failure(ctx, jobs, error)
 
 
@@ -318,17 +321,17 @@ async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Dispatch a claimed batch to its vendor's pipeline, its context bound to the logs."""
     first = jobs[0]
     with structlog.contextvars.bound_contextvars(
-        vendor=first.vendor,
+        vendor=first.vendor.value,
         data_type=first.data_type,
         resolution=first.time_resolution,
-        scope=first.scope if len(jobs) == 1 else f"{len(jobs)} {first.scope_kind}s",
+        scope=str(first.scope) if len(jobs) == 1 else f"{len(jobs)} {first.scope.kind}s",
         day=first.day.isoformat(),
         jobs=[j.id for j in jobs],
     ):
-        if first.vendor == Vendor.vidicenter:
+        if first.vendor is Vendor.vidicenter:
             return await work_vidicenter(ctx, jobs)
         return await work_angus(ctx, jobs)
 
 
 def max_batch(ctx: Context, vendor: Vendor) -> int:
-    return ctx.settings.vidicenter_locations_per_export if vendor == Vendor.vidicenter else 1
+    return ctx.settings.vidicenter_locations_per_export if vendor is Vendor.vidicenter else 1

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ingest.datatypes import ScopeKind, get_data_type, table_for
-from ingest.ledger import JobSpec, Vendor
+from ingest.datatypes import REGISTRY, Registry, request_params, table_for
+from ingest.domain import JobSpec, Scope, ScopeKind, Vendor
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,13 @@ class Scheduled:
     refresh_before: datetime | None
 
 
-def parse_schedule(entries: Sequence[str]) -> list[tuple[str, str]]:
+def parse_schedule(entries: Sequence[str], registry: Registry = REGISTRY) -> list[tuple[str, str]]:
     """`viewers:1h` pairs, each checked against the registry (ValueError when not offered)."""
     pairs = []
     for entry in entries:
         name, _, resolution = entry.partition(":")
         try:
-            dt = get_data_type(name)
+            dt = registry.get(name)
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
         table_for(dt, resolution)
@@ -64,6 +64,7 @@ def due_jobs(
     sites: Sequence[str] = (),
     streams: Sequence[str] = (),
     angus_resolution: str = "by_hour",
+    registry: Registry = REGISTRY,
 ) -> list[Scheduled]:
     """Every job `ingest run` keeps for the days from today back over the look-back."""
     today = now.astimezone(ZoneInfo(tz)).date()
@@ -72,22 +73,22 @@ def due_jobs(
     for day in days:
         rule = refresh_rule(day, today, now, interval_s=interval_s, reingest_days=reingest_days)
         for name, resolution in vidicenter_types:
-            dt = get_data_type(name)
-            params: dict[str, object] = {}
-            if "extrapolation_amount" in dt.options:
-                params["extrapolation_amount"] = ""
+            dt = registry.get(name)
+            params = request_params(dt, resolution, {})  # every option at its default
             if dt.scope_kind is ScopeKind.location:
-                scopes = [f"location:{i}" for i in locations]
+                scopes = [Scope.location(i) for i in locations]
             elif dt.scope_kind is ScopeKind.site:
-                scopes = [f"site:{i}" for i in sites]
+                scopes = [Scope.site(i) for i in sites]
             else:
-                scopes = [f"locations:{','.join(locations)}"] if locations else []
+                scopes = [Scope.request({"locations": locations})] if locations else []
             out += [
                 Scheduled(JobSpec(Vendor.vidicenter, name, resolution, s, day, params), rule)
                 for s in scopes
             ]
         out += [
-            Scheduled(JobSpec(Vendor.angus, "entities", angus_resolution, f"stream:{s}", day), rule)
+            Scheduled(
+                JobSpec(Vendor.angus, "entities", angus_resolution, Scope.stream(s), day), rule
+            )
             for s in streams
         ]
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ import asyncpg
 import structlog
 
 from ingest import ledger
+from ingest.config import Settings
+from ingest.domain import Job, Vendor
 from ingest.errors import AuthError
-from ingest.ledger import Vendor
 from ingest.pipeline import Context, Outcome, max_batch, work_batch
 
 log = structlog.get_logger(__name__)
@@ -36,7 +38,7 @@ class VendorState:
     auth_error: AuthError | None = None
 
 
-async def run_batch(ctx: Context, jobs: Sequence[ledger.Job]) -> Outcome:
+async def run_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Work one batch; if cancelled (shutdown), hand its jobs back to the queue untried."""
     try:
         return await work_batch(ctx, jobs)
@@ -55,25 +57,12 @@ async def run_batch(ctx: Context, jobs: Sequence[ledger.Job]) -> Outcome:
 
 async def _next_wait(ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None) -> float | None:
     """Seconds until a job may be claimable; None when the given jobs are all finished."""
-    row = await ctx.pool.fetchrow(
-        """
-        SELECT count(*) FILTER (WHERE status IN ('pending', 'running')) AS open,
-               extract(epoch FROM least(
-                   min(run_after) FILTER (WHERE status = 'pending'),
-                   min(lease_expires_at) FILTER (WHERE status = 'running')) - now()) AS wait
-        FROM ingest.jobs
-        WHERE vendor = $1 AND ($2::bigint[] IS NULL OR id = ANY($2))
-          AND status IN ('pending', 'running')
-        """,
-        vendor.value,
-        list(only_ids) if only_ids is not None else None,
-    )
-    assert row is not None
-    if only_ids is not None and row["open"] == 0:
+    open_jobs, wait = await ledger.next_claimable_in(ctx.pool, vendor, only_ids)
+    if only_ids is not None and open_jobs == 0:
         return None
-    if row["wait"] is None:
+    if wait is None:
         return ctx.settings.worker_idle_poll_s
-    return max(0.05, min(float(row["wait"]), ctx.settings.worker_idle_poll_s))
+    return max(0.05, min(wait, ctx.settings.worker_idle_poll_s))
 
 
 async def _loop(
@@ -97,7 +86,9 @@ async def _loop(
                     only_ids=only_ids,
                 )
             if jobs:
+                started = time.monotonic()
                 outcome = await run_batch(ctx, jobs)
+                outcome.seconds = time.monotonic() - started
                 if ctx.on_outcome is not None:
                     ctx.on_outcome(vendor.value, outcome)
                 if outcome.released:  # no export place free: let the others go first
@@ -142,3 +133,10 @@ async def work_vendor(
         for _ in range(loops):
             tg.start_soon(partial(_loop, ctx, vendor, state, only_ids=only_ids, stop=stop))
     return state
+
+
+def loops_for(settings: Settings, vendor: Vendor) -> int:
+    """Claim-work loops of a vendor: one per export place, or per Angus request at once."""
+    if vendor is Vendor.vidicenter:
+        return settings.vidicenter_max_exports
+    return settings.angus_max_concurrency

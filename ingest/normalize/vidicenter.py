@@ -134,8 +134,7 @@ def normalize_export(
         if not isinstance(items, list):
             raise BadPayload(
                 f"row {first_row + parent}: key {table.child_source!r}: "
-                f"expected a list, got {_show(items)}",
-                key=table.child_source,
+                f"expected a list, got {_show(items)}"
             )
         where = f"row {first_row + parent}: key {table.child_source!r}, item "
         for record in _convert_rows(items, child, where):
@@ -263,7 +262,7 @@ def _convert_carefully(row: object, where: str, bound: _Bound) -> _Record:
             extra[f"{column.name}_raw"] = value
         except _Invalid as error:
             problem = "is missing" if key not in row else str(error)
-            raise BadPayload(f"{where}: key {key!r}: {problem}", key=key) from None
+            raise BadPayload(f"{where}: key {key!r}: {problem}") from None
     values.append(_extra_json(extra, where))
     return tuple(values)
 
@@ -282,13 +281,10 @@ def _extra_json(extra: dict[object, object], where: str) -> str:
         try:
             one = json.dumps({key: extra[key]}, allow_nan=False)
         except (TypeError, ValueError) as error:
-            raise BadPayload(
-                f"{where}: key {key!r}: not storable as JSON: {error}", key=key
-            ) from None
+            raise BadPayload(f"{where}: key {key!r}: not storable as JSON: {error}") from None
         if _JSON_NUL.search(one):
             raise BadPayload(
-                f"{where}: key {key!r}: holds a NUL character, which PostgreSQL cannot store",
-                key=key,
+                f"{where}: key {key!r}: holds a NUL character, which PostgreSQL cannot store"
             )
     raise BadPayload(f"{where}: the keys outside the table's columns are not storable as JSON")
 

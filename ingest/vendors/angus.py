@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import anyio
@@ -18,23 +18,20 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ingest.config import AngusStream
-from ingest.errors import (
-    AuthError,
-    BadPayload,
-    RateLimited,
-    VendorRejected,
-    VendorUnavailable,
+from ingest.errors import AuthError, BadPayload
+from ingest.vendors.http import (
+    MAX_RETRY_WAIT_S,
+    decode_json,
+    error_for_status,
+    snippet,
+    vendor_message,
+    with_retries,
 )
-from ingest.vendors.http import parse_retry_after, with_retries
 
 log = structlog.get_logger(__name__)
 
 # FACTS: the sample JWT lives exp - orig_iat = 18000 s; used when a token has no readable exp.
 DEFAULT_TOKEN_LIFETIME_S = 5 * 3600.0
-# A Retry-After longer than this is not slept through here: the job is rescheduled instead,
-# so a worker slot is not held for minutes.
-MAX_RETRY_AFTER_S = 120.0
-_NOT_JSON = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,22 +61,6 @@ def token_expiry(token: str) -> float | None:
     if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
         return float(exp)
     return None
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(body: bytes) -> Any:
-    """The parsed body, or _NOT_JSON when it is not strict JSON (NaN and Infinity refused)."""
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except ValueError:
-        return _NOT_JSON
-
-
-def _snippet(body: bytes, limit: int = 80) -> str:
-    return repr(body[:limit].decode("utf-8", "replace")) + ("..." if len(body) > limit else "")
 
 
 class AngusClient:
@@ -159,16 +140,14 @@ class AngusClient:
             if len(pages) >= self._max_pages:
                 raise BadPayload(
                     f"angus pagination loop for stream {stream.client_id}: "
-                    f"more than {self._max_pages} pages",
-                    client_id=stream.client_id,
+                    f"more than {self._max_pages} pages"
                 )
             url = self._next_url(payload["next_page"], params, stream.client_id)
             page_number = _page_of(url, default=page_number + 1, client_id=stream.client_id)
             if page_number in seen_pages or _canonical(url) in seen_urls:
                 raise BadPayload(
                     f"angus pagination loop for stream {stream.client_id}: "
-                    f"next_page after page {len(pages)} points back to page {page_number}",
-                    client_id=stream.client_id,
+                    f"next_page after page {len(pages)} points back to page {page_number}"
                 )
 
     def _next_url(self, next_page: str, params: Mapping[str, str], client_id: str) -> URL:
@@ -183,8 +162,7 @@ class AngusClient:
             if (target.host, port) != (self._data_url.host, self._data_url.port):
                 raise BadPayload(
                     f"angus next_page for stream {client_id} points to another host "
-                    f"({target.host}); refusing to send the token there",
-                    client_id=client_id,
+                    f"({target.host}); refusing to send the token there"
                 )
             # keep the configured scheme: never downgrade https to what an echo says
             target = target.with_scheme(self._data_url.scheme)
@@ -222,12 +200,11 @@ class AngusClient:
             raise AuthError(
                 f"angus refused the token of stream {stream.client_id} ({reply.status}"
                 + (", also after fetching a new one)" if retried else ")")
-                + f": {_vendor_message(reply.body, stream)}",
+                + f": {_stream_message(reply.body, stream)}",
                 status=reply.status,
-                client_id=stream.client_id,
             )
         if reply.status != 200:
-            _raise_rejected(reply, f"stream {stream.client_id} page {page}")
+            raise _rejected(reply, stream)
         return _entities_payload(reply.body, f"stream {stream.client_id} page {page}")
 
     # --- tokens -------------------------------------------------------------------------
@@ -263,19 +240,20 @@ class AngusClient:
         if reply.status in (400, 401, 403):
             raise AuthError(
                 f"angus refused the credentials of stream {stream.client_id} "
-                f"({reply.status}): {_vendor_message(reply.body, stream)}",
+                f"({reply.status}): {_stream_message(reply.body, stream)}",
                 status=reply.status,
-                client_id=stream.client_id,
             )
         if reply.status != 200:
-            _raise_rejected(reply, f"token for stream {stream.client_id}")
-        data = _parse_json(reply.body)
+            raise _rejected(reply, stream)
+        try:
+            data = decode_json("angus", reply.body)
+        except BadPayload:
+            data = None
         value = data.get("token") if isinstance(data, dict) else None
         if not isinstance(value, str) or not value:
             # never quote this body: it may hold a token
             raise BadPayload(
-                f"angus token answer for stream {stream.client_id} has no 'token' string",
-                client_id=stream.client_id,
+                f"angus token answer for stream {stream.client_id} has no 'token' string"
             )
         now = self._clock()
         exp = token_expiry(value)
@@ -304,7 +282,7 @@ class AngusClient:
         """One request, tried again on 5xx, 429 and network errors with backoff.
 
         Any other answer is returned as is. The concurrency cap is held for the request
-        only, never while waiting to try again; a Retry-After over MAX_RETRY_AFTER_S is not
+        only, never while waiting to try again; a Retry-After over MAX_RETRY_WAIT_S is not
         waited here but raised, so the job is tried again after it.
         """
 
@@ -317,10 +295,13 @@ class AngusClient:
             ):
                 reply = _Reply(response.status, response.headers, await response.read())
             if reply.status == 429 or reply.status >= 500:
-                delay = parse_retry_after(reply.headers.get("Retry-After"), now=self._clock())
-                if reply.status == 429:
-                    raise RateLimited(f"angus {what}: 429 too many requests", delay=delay)
-                raise VendorUnavailable(f"angus {what}: {reply.status} server error", delay=delay)
+                raise error_for_status(
+                    f"angus {what}",
+                    reply.status,
+                    reply.body,
+                    reply.headers.get("Retry-After"),
+                    now=self._clock(),
+                )
             return reply
 
         return await with_retries(
@@ -328,7 +309,7 @@ class AngusClient:
             what=f"angus {what} ({client_id})",
             retries=self._retries,
             sleep=self._sleep,
-            max_wait_s=MAX_RETRY_AFTER_S,
+            max_wait_s=MAX_RETRY_WAIT_S,
         )
 
 
@@ -345,8 +326,7 @@ def _page_of(url: URL, *, default: int, client_id: str) -> int:
         return int(raw)
     except ValueError:
         raise BadPayload(
-            f"angus next_page for stream {client_id} has a page that is not a number: {raw!r}",
-            client_id=client_id,
+            f"angus next_page for stream {client_id} has a page that is not a number: {raw!r}"
         ) from None
 
 
@@ -360,9 +340,10 @@ def _is_last_page(payload: Mapping[str, Any]) -> bool:
 
 def _entities_payload(body: bytes, where: str) -> dict[str, Any]:
     """The page as a dict, checked for the keys pagination and the normalizer rely on."""
-    data = _parse_json(body)
-    if data is _NOT_JSON:
-        raise BadPayload(f"angus entities {where}: body is not JSON: {_snippet(body)}")
+    try:
+        data = decode_json("angus", body)
+    except BadPayload:
+        raise BadPayload(f"angus entities {where}: body is not JSON: {snippet(body)}") from None
     if not isinstance(data, dict):
         raise BadPayload(f"angus entities {where}: body is {type(data).__name__}, not an object")
     if not isinstance(data.get("entities"), dict):
@@ -373,32 +354,22 @@ def _entities_payload(body: bytes, where: str) -> dict[str, Any]:
     return data
 
 
-def _raise_rejected(reply: _Reply, where: str) -> NoReturn:
+def _rejected(reply: _Reply, stream: AngusStream) -> Exception:
     """A 4xx other than the auth ones: the request is invalid and is not tried again."""
-    data = _parse_json(reply.body)
-    code = data.get("code") if isinstance(data, dict) else None
-    message = data.get("message") if isinstance(data, dict) else None
-    if isinstance(code, str):
-        text = f"angus {reply.status} {code}: {message}"
-    else:
-        text = f"angus {reply.status} for {where}: {_snippet(reply.body)}"
-        code = None
-    raise VendorRejected(text, status=reply.status, code=code)
+    return error_for_status(
+        f"angus (stream {stream.client_id})",
+        reply.status,
+        reply.body,
+        reply.headers.get("Retry-After"),
+        secrets=_secrets(stream),
+    )
 
 
-def _vendor_message(body: bytes, stream: AngusStream) -> str:
-    """The vendor's words from a DRF-style error body, with the stream's secrets removed."""
-    data = _parse_json(body)
-    if isinstance(data, dict):
-        parts: list[str] = []
-        for key, value in data.items():
-            items = value if isinstance(value, list) else [value]
-            text = "; ".join(str(v) for v in items)
-            parts.append(text if key in ("non_field_errors", "detail") else f"{key}: {text}")
-        message = "; ".join(parts) or "no message"
-    else:
-        message = _snippet(body)
-    for secret in (stream.access_token.get_secret_value(), stream.username):
-        if secret:
-            message = message.replace(secret, "[REDACTED]")
-    return message
+def _secrets(stream: AngusStream) -> list[str]:
+    return [stream.access_token.get_secret_value(), stream.username]
+
+
+def _stream_message(body: bytes, stream: AngusStream) -> str:
+    """The vendor's words from an error body, with the stream's secrets removed."""
+    message, _ = vendor_message(body, _secrets(stream))
+    return message or "no message"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from ingest.delays import backoff
 from ingest.errors import (
     AuthError,
     BadPayload,
+    IngestError,
     RateLimited,
     RetryableError,
     VendorRejected,
@@ -71,36 +71,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def _message(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200]
-    if isinstance(data, dict):
-        for key in ("message", "detail", "non_field_errors"):
-            if key in data:
-                value = data[key]
-                return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return body[:200]
-
-
-def error_for_status(vendor: str, status: int, body: str, retry_after: str | None) -> Exception:
-    """The error a non-2xx answer stands for: its type decides retrying."""
-    message = f"{vendor} answered {status}: {_message(body)}"
-    if status in (401, 403):
-        return AuthError(message, status=status)
-    if status == 429:
-        return RateLimited(message, delay=parse_retry_after(retry_after))
-    if status == 503:
-        return VendorUnavailable(message, delay=parse_retry_after(retry_after))
-    if status >= 500:
-        return VendorUnavailable(message)
-    if "limit" in message.lower():  # an undocumented 4xx for the export cap: back off
-        return RateLimited(message, delay=parse_retry_after(retry_after))
-    return VendorRejected(message, status=status)
-
+# A wait longer than this is not slept through in a call (a Retry-After of an hour, say):
+# the failure is raised with its delay and the job is tried again after it, so a worker
+# slot is not held for minutes.
+MAX_RETRY_WAIT_S = 120.0
 
 _JSON = msgspec.json.Decoder()
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def decode_json(vendor: str, body: bytes | str) -> Any:
@@ -116,9 +93,6 @@ def decode_json(vendor: str, body: bytes | str) -> Any:
         raise BadPayload(f"{vendor} answered a body that is not JSON ({error})") from None
 
 
-_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
-
-
 def decode_json_keeping(vendor: str, body: bytes, raw_keys: frozenset[str]) -> dict[str, Any]:
     """Parse a JSON object but leave the values of `raw_keys` as `msgspec.Raw` (the checked,
     undecoded JSON text), for a consumer that decodes them its own way."""
@@ -129,6 +103,64 @@ def decode_json_keeping(vendor: str, body: bytes, raw_keys: frozenset[str]) -> d
         raise BadPayload(f"{vendor} answered JSON that is not an object") from None
     except msgspec.DecodeError as error:
         raise BadPayload(f"{vendor} answered a body that is not JSON ({error})") from None
+
+
+def snippet(body: bytes, limit: int = 80) -> str:
+    """The start of a body, quoted, for an error message."""
+    return repr(body[:limit].decode("utf-8", "replace")) + ("..." if len(body) > limit else "")
+
+
+def vendor_message(body: bytes, secrets: Sequence[str] = ()) -> tuple[str, str | None]:
+    """The vendor's words in an error body and its error code, if any, with `secrets` cut
+    out: `{"code", "message"}`, DRF-style `{"detail"}`/`{"field": [...]}`, or the text."""
+    code: str | None = None
+    try:
+        data = _JSON.decode(body)
+    except msgspec.DecodeError:
+        data = None
+    if isinstance(data, dict) and data:
+        if isinstance(data.get("code"), str):
+            code = data["code"]
+            message = f"{code}: {data.get('message')}"
+        else:
+            parts: list[str] = []
+            for key, value in data.items():
+                items = value if isinstance(value, list) else [value]
+                text = "; ".join(map(str, items))
+                plain = key in ("message", "detail", "non_field_errors")
+                parts.append(text if plain else f"{key}: {text}")
+            message = "; ".join(parts)
+    else:
+        message = body[:200].decode("utf-8", "replace")
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[REDACTED]")
+    return message, code
+
+
+def error_for_status(
+    vendor: str,
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    *,
+    secrets: Sequence[str] = (),
+    now: float | None = None,
+) -> IngestError:
+    """The error a non-2xx answer stands for: its type decides retrying."""
+    words, code = vendor_message(body, secrets)
+    message = f"{vendor} answered {status}: {words}"
+    if status in (401, 403):
+        return AuthError(message, status=status)
+    if status == 429:
+        return RateLimited(message, delay=parse_retry_after(retry_after, now=now))
+    if status == 503:
+        return VendorUnavailable(message, delay=parse_retry_after(retry_after, now=now))
+    if status >= 500:
+        return VendorUnavailable(message)
+    if "limit" in message.lower():  # an undocumented 4xx for the export cap: back off
+        return RateLimited(message, delay=parse_retry_after(retry_after, now=now))
+    return VendorRejected(message, status=status, code=code)
 
 
 async def with_retries(

@@ -17,15 +17,20 @@ import structlog
 from pydantic import SecretStr
 
 from ingest.config import is_loopback
+from ingest.domain import SOURCE_KINDS
 from ingest.errors import BadPayload, ConfigError, ExportFailed, ExportPending
-from ingest.vendors.http import decode_json, decode_json_keeping, error_for_status, with_retries
+from ingest.vendors.http import (
+    MAX_RETRY_WAIT_S,
+    decode_json,
+    decode_json_keeping,
+    error_for_status,
+    with_retries,
+)
 
 log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
 _RAW_DATA = frozenset({"data"})
-# a longer Retry-After is not slept through in a call: the job is tried again after it
-MAX_RETRY_WAIT_S = 120.0
 
 
 class Budget(Protocol):
@@ -37,10 +42,11 @@ def export_query(
     time_resolution: str,
     day: date,
     sources: Mapping[str, Sequence[str]],
-    options: Mapping[str, Any],
+    options: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The export's query string, always built the same way: it is the export's identity.
 
+    `options` are the data type's query parameters as the registry renders them.
     `force_rebuild` is never part of it: it is added to the first request only.
     """
     start = datetime.combine(day, dtime.min)
@@ -53,17 +59,11 @@ def export_query(
         ("start", start.strftime("%Y-%m-%dT%H:%M:%S")),
         ("end", end.strftime("%Y-%m-%dT%H:%M:%S")),
     ]
-    for kind in ("locations", "sites", "location_tags", "site_tags"):
+    for kind in SOURCE_KINDS:
         ids = sources.get(kind)
         if ids:
             pairs.append((kind, ",".join(str(i) for i in ids)))
-    if options.get("group_by_demographics"):
-        pairs.append(("group_by_demographics", "1"))
-    if options.get("content_ids"):
-        pairs.append(("content_ids", str(options["content_ids"])))
-    if "extrapolation_amount" in options:
-        amount = options["extrapolation_amount"]
-        pairs.append(("extrapolation_amount", "" if amount is None else str(amount)))
+    pairs += options
     return urlencode(pairs, safe=",:")
 
 
@@ -121,8 +121,13 @@ class VidiCenterClient:
             body = await resp.read()
             if resp.status >= 400:
                 # the vendor's message goes into logs and the ledger: never with the token
-                text = body.decode("utf-8", "replace").replace(self._token, "[REDACTED]")
-                raise error_for_status(VENDOR, resp.status, text, resp.headers.get("Retry-After"))
+                raise error_for_status(
+                    VENDOR,
+                    resp.status,
+                    body,
+                    resp.headers.get("Retry-After"),
+                    secrets=[self._token],
+                )
         if raw_keys:
             return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)

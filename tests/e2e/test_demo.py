@@ -7,7 +7,7 @@ from pathlib import Path
 
 import asyncpg
 
-from ingest.datatypes import all_tables
+from ingest.datatypes import REGISTRY
 
 
 def _run_demo(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ async def test_demo_migrates_an_empty_database_and_fills_every_table(
     printed = dict(re.findall(r"^(\w+\.\w+)\s+(\d+)$", result.stdout, re.M))
     conn = await asyncpg.connect(empty_db_url)
     try:
-        for table in all_tables():
+        for table in REGISTRY.tables():
             name = f"vidicenter.{table.name}"
             n = await conn.fetchval(f"SELECT count(*) FROM {name}")
             assert n > 0, f"{name} is empty"

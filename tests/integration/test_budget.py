@@ -15,8 +15,11 @@ async def test_calls_beyond_the_minute_budget_wait_for_the_window(pool: asyncpg.
         waits.append(seconds)
         raise Waited
 
+    reported: list[tuple[str, float]] = []
     one = CallBudget(pool, "acct", per_minute=3, at_once=2, sleep=sleep)
-    other = CallBudget(pool, "acct", per_minute=3, at_once=2, sleep=sleep)  # another process
+    other = CallBudget(  # another process
+        pool, "acct", per_minute=3, at_once=2, sleep=sleep, on_wait=lambda *w: reported.append(w)
+    )
     for budget in (one, one, other):
         async with budget.call():
             pass
@@ -24,6 +27,7 @@ async def test_calls_beyond_the_minute_budget_wait_for_the_window(pool: asyncpg.
         async with other.call():
             pass
     assert len(waits) == 1 and 55 < waits[0] <= 62.1
+    assert reported == [("acct", waits[0])]  # each wait is reported, for the metric
 
 
 async def test_calls_in_flight_in_another_process_count_against_at_once(

@@ -4,15 +4,17 @@ import asyncpg
 import pytest
 
 from ingest import ledger
+from ingest.domain import JobSpec, Scope, Vendor
 from ingest.errors import BadPayload, VendorRejected
-from ingest.ledger import JobSpec, Vendor
+
+from .ledger_support import fail
 
 DAY = date(2026, 11, 20)
 
 
 def specs(n: int, **kw: object) -> list[JobSpec]:
     return [
-        JobSpec(Vendor.vidicenter, "viewers", "1h", f"location:{1000 + i}", DAY, dict(kw))
+        JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.location(1000 + i), DAY, dict(kw))
         for i in range(n)
     ]
 
@@ -107,14 +109,8 @@ async def test_retryable_failure_goes_back_to_pending_then_dead_after_max_attemp
         await ledger.enqueue_jobs(conn, specs(1), force=False)
         for attempt in (1, 2):
             (job,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
-            status = await ledger.fail_jobs(
-                conn,
-                [job],
-                BadPayload("row 3: key 'x'"),
-                owner="a",
-                max_attempts=2,
-                base_s=0,
-                max_s=0,
+            status = await fail(
+                conn, [job], BadPayload("row 3: key 'x'"), owner="a", max_attempts=2
             )
             assert status == ("pending" if attempt == 1 else "dead")
     row = await pool.fetchrow("SELECT status, attempts, last_error FROM ingest.jobs")
@@ -126,15 +122,7 @@ async def test_terminal_failure_is_dead_at_once(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs(1), force=False)
         jobs = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
-        status = await ledger.fail_jobs(
-            conn,
-            jobs,
-            VendorRejected("bad parameter"),
-            owner="a",
-            max_attempts=5,
-            base_s=0,
-            max_s=0,
-        )
+        status = await fail(conn, jobs, VendorRejected("bad parameter"), owner="a", max_attempts=5)
     assert status == "dead"
 
 
@@ -145,9 +133,7 @@ async def test_done_stays_done_unless_forced_and_dead_is_revived(pool: asyncpg.P
             conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=2
         )
         await ledger.mark_done(conn, {batch[0].id: 5}, owner="a")
-        await ledger.fail_jobs(
-            conn, [batch[1]], VendorRejected("x"), owner="a", max_attempts=5, base_s=0, max_s=0
-        )
+        await fail(conn, [batch[1]], VendorRejected("x"), owner="a", max_attempts=5)
         await ledger.enqueue_jobs(conn, specs(2), force=False)
         assert await statuses(pool) == {batch[0].id: "done", batch[1].id: "pending"}
         await ledger.enqueue_jobs(conn, specs(2), force=True)

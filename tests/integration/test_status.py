@@ -3,9 +3,11 @@ from datetime import date
 import asyncpg
 
 from ingest import ledger
+from ingest.commands.status import collect_status, format_status
+from ingest.domain import JobSpec, Scope, Vendor
 from ingest.errors import VendorRejected
-from ingest.ledger import JobSpec, Vendor
-from ingest.status import collect_status, format_status
+
+from .ledger_support import fail
 
 
 async def test_status_counts_jobs_and_shows_the_oldest_pending_and_the_failure_reasons(
@@ -16,21 +18,19 @@ async def test_status_counts_jobs_and_shows_the_oldest_pending_and_the_failure_r
         await ledger.enqueue_jobs(
             conn,
             [
-                JobSpec(Vendor.vidicenter, "ots", "1h", "location:1", day),
-                JobSpec(Vendor.vidicenter, "ots", "1h", "location:2", day),
-                JobSpec(Vendor.angus, "entities", "by_hour", "stream:s1", day),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(1), day),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(2), day),
+                JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s1"), day),
             ],
             force=False,
         )
         (failing,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="w", lease_s=60)
-        await ledger.fail_jobs(
+        await fail(
             conn,
             [failing],
             VendorRejected("angus 400 unexisting_metric: no such metric"),
             owner="w",
             max_attempts=5,
-            base_s=0,
-            max_s=0,
         )
         (done,) = await ledger.claim_batch(conn, Vendor.angus, owner="w", lease_s=60)
         await ledger.mark_done(conn, {done.id: 24}, owner="w")

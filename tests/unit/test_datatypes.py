@@ -1,28 +1,25 @@
-"""The VidiCenter registry, and the migration that creates its tables (read as text)."""
+"""The VidiCenter registry: names, resolutions, options and tables (the migrated
+database's catalogue is checked against it in tests/integration/test_registry_catalogue.py)."""
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from ingest.datatypes import (
     AGGREGATES,
+    CONTENT_IDS,
     FINEST,
     REGISTRY,
     DataType,
     Fill,
+    OptionKind,
     ScopeKind,
-    TableSpec,
-    all_tables,
     check_options,
     get_data_type,
+    query_pairs,
+    request_params,
     table_for,
 )
-
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "002_vidicenter.sql"
 
 CONTRACT_TABLES = {
     "viewers",
@@ -49,7 +46,7 @@ CONTRACT_TABLES = {
 
 
 def test_registry_holds_the_documented_data_types() -> None:
-    assert set(REGISTRY) == {
+    assert set(REGISTRY.names) == {
         "viewers",
         "viewers_apc",
         "ots",
@@ -78,19 +75,19 @@ def test_unknown_data_type_raises_key_error_listing_the_valid_names() -> None:
         get_data_type("content_plays")
     message = str(caught.value)
     assert "'content_plays'" in message
-    assert all(name in message for name in REGISTRY)
+    assert all(name in message for name in REGISTRY.names)
     assert "persons" in message
 
 
 def test_table_names_are_the_contracts() -> None:
-    assert {table.name for table in all_tables()} == CONTRACT_TABLES
-    assert len(all_tables()) == len(CONTRACT_TABLES)
+    assert {table.name for table in REGISTRY.tables()} == CONTRACT_TABLES
+    assert len(REGISTRY.tables()) == len(CONTRACT_TABLES)
 
 
 # --- resolutions ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dt", REGISTRY.values(), ids=lambda dt: dt.name)
+@pytest.mark.parametrize("dt", REGISTRY, ids=lambda dt: dt.name)
 def test_every_data_type_has_a_table_for_each_of_its_resolutions(dt: DataType) -> None:
     for resolution in dt.resolutions:
         table = table_for(dt, resolution)
@@ -99,7 +96,7 @@ def test_every_data_type_has_a_table_for_each_of_its_resolutions(dt: DataType) -
 
 
 def test_finest_is_offered_for_viewers_apc_and_the_event_types_only() -> None:
-    with_finest = {dt.name for dt in REGISTRY.values() if FINEST in dt.resolutions}
+    with_finest = {dt.name for dt in REGISTRY if FINEST in dt.resolutions}
     assert with_finest == {"viewers", "viewers_apc", "vehicles", "footfall", "vehicles_footfall"}
 
 
@@ -112,7 +109,7 @@ def test_viewers_apc_is_finest_only_and_defaults_to_finest() -> None:
 
 def test_im_is_hourly_only_and_the_others_offer_every_aggregate() -> None:
     assert get_data_type("im").resolutions == {"1h"}
-    for dt in REGISTRY.values():
+    for dt in REGISTRY:
         if dt.name not in ("im", "viewers_apc"):
             assert dt.resolutions >= AGGREGATES
             assert dt.default_resolution == "1h"
@@ -154,7 +151,7 @@ def test_group_by_demographics_is_accepted_for_aggregated_viewers_only() -> None
 
 
 def test_content_ids_is_accepted_for_viewers_apc_and_proof_of_play() -> None:
-    accepting = {dt.name for dt in REGISTRY.values() if "content_ids" in dt.options}
+    accepting = {dt.name for dt in REGISTRY if CONTENT_IDS in dt.options}
     assert accepting == {"viewers_apc", "proof_of_play_by_location", "proof_of_play_by_site"}
     check_options(get_data_type("viewers_apc"), FINEST, {"content_ids"})
 
@@ -171,7 +168,7 @@ def test_extrapolation_amount_is_mandatory_for_extrapolated_types() -> None:
 
 
 def test_scope_kinds_follow_the_rows_scope_column() -> None:
-    for dt in REGISTRY.values():
+    for dt in REGISTRY:
         for table in (dt.aggregated, dt.finest):
             if table is None:
                 continue
@@ -184,7 +181,7 @@ def test_scope_kinds_follow_the_rows_scope_column() -> None:
 
 
 def test_aggregated_tables_have_a_natural_key_and_finest_tables_a_slice() -> None:
-    for dt in REGISTRY.values():
+    for dt in REGISTRY:
         if dt.aggregated is not None:
             assert dt.aggregated.key is not None
             assert dt.aggregated.slice_column is None
@@ -218,7 +215,7 @@ def test_natural_keys_are_the_contracts(name: str, key: tuple[str, ...]) -> None
 
 
 def test_key_columns_are_not_null_except_viewers_gender_and_age() -> None:
-    for table in all_tables():
+    for table in REGISTRY.tables():
         by_name = {column.name: column for column in table.columns}
         for name in table.key or ():
             expected = table.name == "viewers" and name in ("gender", "age")
@@ -226,7 +223,7 @@ def test_key_columns_are_not_null_except_viewers_gender_and_age() -> None:
 
 
 def test_metric_columns_are_nullable_for_placeholder_rows() -> None:
-    for table in all_tables():
+    for table in REGISTRY.tables():
         fixed = {*(table.key or ()), "location_id", "site_id", "period_start"}
         for column in table.columns:
             if column.fill is Fill.payload and column.name not in fixed:
@@ -234,7 +231,7 @@ def test_metric_columns_are_nullable_for_placeholder_rows() -> None:
 
 
 def test_columns_end_with_extra_and_leave_out_ingested_at_and_ids() -> None:
-    for table in all_tables():
+    for table in REGISTRY.tables():
         assert table.columns[-1].name == "extra"
         assert table.columns[-1].pg_type == "jsonb"
         assert not {"ingested_at", "id", "viewers_apc_id"} & set(table.column_names)
@@ -253,7 +250,7 @@ def test_viewers_apc_takes_start_time_as_period_start_and_contents_as_children()
 
 
 def test_fractional_quantities_are_double_precision() -> None:
-    types = {(t.name, c.name): c.pg_type for t in all_tables() for c in t.columns}
+    types = {(t.name, c.name): c.pg_type for t in REGISTRY.tables() for c in t.columns}
     for key in [
         ("viewers", "conversion_ratio"),
         ("proof_of_play_by_location", "total_dwell_time_in_tenths_of_sec"),
@@ -270,107 +267,42 @@ def test_fractional_quantities_are_double_precision() -> None:
     assert types[("viewers_apc_contents", "campaign_id")] == "text"
 
 
-# --- the migration agrees with the registry ------------------------------------------
+# --- options: declared once, rendered for the query --------------------------------
 
 
-@dataclass
-class SqlTable:
-    columns: dict[str, str]  # name -> the rest of its definition
-    uniques: list[tuple[bool, tuple[str, ...]]]  # (nulls not distinct, columns)
+def test_every_option_is_declared_once_with_its_flag() -> None:
+    flags = {o.name: o.flag for o in REGISTRY.options()}
+    assert flags == {
+        "group_by_demographics": "--group-by-demographics",
+        "content_ids": "--content-ids",
+        "extrapolation_amount": "--extrapolation-amount",
+    }
+    assert {o.name: o.kind for o in REGISTRY.options()}["group_by_demographics"] is (
+        OptionKind.flag
+    )
 
 
-_CREATE_TABLE = re.compile(r"CREATE TABLE vidicenter\.(\w+) \((.*?)\n\);", re.DOTALL)
-_UNIQUE = re.compile(r"UNIQUE( NULLS NOT DISTINCT)? \(([^)]*)\)")
-_TYPES = re.compile(r"(bigint|integer|double precision|text|timestamptz|timestamp|jsonb)\b")
+def test_query_sends_a_flag_only_when_on_and_text_only_when_given() -> None:
+    viewers = get_data_type("viewers")
+    assert query_pairs(viewers, {"group_by_demographics": True}) == [("group_by_demographics", "1")]
+    assert query_pairs(viewers, {"group_by_demographics": False}) == []
+    pop = get_data_type("proof_of_play_by_site")
+    assert query_pairs(pop, {"content_ids": "9,10"}) == [("content_ids", "9,10")]
+    assert query_pairs(pop, {"content_ids": ""}) == []
 
 
-def _parse_migration() -> dict[str, SqlTable]:
-    sql = MIGRATION.read_text(encoding="utf-8")
-    tables: dict[str, SqlTable] = {}
-    for name, body in _CREATE_TABLE.findall(sql):
-        items: list[str] = []  # one per column or constraint, continuation lines joined
-        for line in body.splitlines():
-            if not line.strip() or line.strip().startswith("--"):
-                continue
-            if re.match(r"    \S", line):
-                items.append(line.strip())
-            else:
-                items[-1] += " " + line.strip()
-        columns = {}
-        uniques = []
-        for item in items:
-            if item.startswith("CONSTRAINT"):
-                for nulls, names in _UNIQUE.findall(item):
-                    uniques.append((bool(nulls), tuple(n.strip() for n in names.split(","))))
-            else:
-                column, definition = item.rstrip(",").split(None, 1)
-                columns[column] = definition
-        tables[name] = SqlTable(columns, uniques)
-    return tables
+@pytest.mark.parametrize(("amount", "sent"), [(None, ""), ("", ""), (250, "250"), ("1000", "1000")])
+def test_query_sends_the_extrapolation_amount_even_when_empty(amount: object, sent: str) -> None:
+    dt = get_data_type("extrapolated_ots")
+    assert query_pairs(dt, {"extrapolation_amount": amount}) == [("extrapolation_amount", sent)]
 
 
-SQL_TABLES = _parse_migration()
+def test_a_required_option_left_out_takes_its_default_and_others_stay_out() -> None:
+    assert request_params(get_data_type("extrapolated_ots"), "1h", {}) == {
+        "extrapolation_amount": ""
+    }
+    assert request_params(get_data_type("viewers"), "1h", {"group_by_demographics": False}) == {}
 
 
-def _sql_type(definition: str) -> str:
-    match = _TYPES.match(definition)
-    assert match, definition
-    return match.group(1)
-
-
-def test_migration_creates_exactly_the_registry_tables() -> None:
-    assert set(SQL_TABLES) == {table.name for table in all_tables()}
-
-
-@pytest.mark.parametrize("table", all_tables(), ids=lambda t: t.name)
-def test_migration_columns_are_the_registry_columns_plus_bookkeeping(table: TableSpec) -> None:
-    sql = SQL_TABLES[table.name]
-    bookkeeping = ["ingested_at"]
-    if table.id_column:
-        bookkeeping.append(table.id_column)
-    if table.parent_column:
-        bookkeeping.append(table.parent_column)
-    assert sorted(sql.columns) == sorted([*table.column_names, *bookkeeping])
-    for column in table.columns:
-        definition = sql.columns[column.name]
-        assert _sql_type(definition) == column.pg_type, column.name
-        assert ("NOT NULL" in definition) is (not column.nullable), column.name
-    assert _sql_type(sql.columns["ingested_at"]) == "timestamptz"
-    assert "NOT NULL DEFAULT now()" in sql.columns["ingested_at"]
-    assert "NOT NULL DEFAULT '{}'" in sql.columns["extra"]
-
-
-@pytest.mark.parametrize("table", all_tables(), ids=lambda t: t.name)
-def test_migration_unique_constraint_is_the_natural_key(table: TableSpec) -> None:
-    sql = SQL_TABLES[table.name]
-    if table.key is None:
-        assert sql.uniques == []
-        return
-    nullable_key = any(c.nullable for c in table.columns if c.name in table.key)
-    assert sql.uniques == [(nullable_key, table.key)]
-    assert f"CONSTRAINT {table.constraint_name}" in MIGRATION.read_text(encoding="utf-8")
-
-
-def test_migration_indexes_each_finest_slice_and_the_contents_parent() -> None:
-    sql = MIGRATION.read_text(encoding="utf-8")
-    for table in all_tables():
-        if table.slice_column:
-            pattern = rf"ON vidicenter\.{table.name} \({table.slice_column}, period_start\)"
-            assert re.search(pattern, sql), table.name
-    assert re.search(r"ON vidicenter\.viewers_apc_contents \(viewers_apc_id\)", sql)
-
-
-def test_migration_gives_viewers_apc_a_sequence_and_contents_a_cascading_reference() -> None:
-    sql = MIGRATION.read_text(encoding="utf-8")
-    assert "CREATE SEQUENCE vidicenter.viewers_apc_id_seq" in sql
-    assert "nextval('vidicenter.viewers_apc_id_seq')" in SQL_TABLES["viewers_apc"].columns["id"]
-    assert "PRIMARY KEY" in SQL_TABLES["viewers_apc"].columns["id"]
-    reference = SQL_TABLES["viewers_apc_contents"].columns["viewers_apc_id"]
-    assert "REFERENCES vidicenter.viewers_apc (id) ON DELETE CASCADE" in reference
-    assert "NOT NULL" in reference
-
-
-def test_migration_comments_every_table() -> None:
-    sql = MIGRATION.read_text(encoding="utf-8")
-    for table in all_tables():
-        assert f"COMMENT ON TABLE vidicenter.{table.name} IS" in sql, table.name
+def test_query_leaves_out_options_the_type_does_not_take() -> None:
+    assert query_pairs(get_data_type("ots"), {"force_rebuild": True, "content_ids": "1"}) == []

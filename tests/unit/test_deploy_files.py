@@ -77,8 +77,8 @@ def seconds(duration: str) -> float:
 
 
 # After SIGTERM the worker gives running jobs the grace, then has 15 s more to hand them back
-# before its task group is cancelled (ingest/service.py); the engine's or systemd's kill
-# timeout must leave a margin over that.
+# before its task group is cancelled (the `run` command's signal handler); the engine's or
+# systemd's kill timeout must leave a margin over that.
 HAND_BACK_S = 15
 MARGIN_S = 10
 

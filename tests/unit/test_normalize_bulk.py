@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ingest.datatypes import Fill, TableSpec, all_tables, get_data_type
+from ingest.datatypes import REGISTRY, Fill, TableSpec, get_data_type
 from ingest.errors import BadPayload
 from ingest.normalize.vidicenter import NormalizedExport, normalize_chunks, normalize_export
 
@@ -72,7 +72,7 @@ def test_documented_examples_give_the_same_records_on_the_bulk_path(
     assert dict(counts) == expected.counts_by_scope()
 
 
-@pytest.mark.parametrize("table", all_tables(), ids=lambda table: table.name)
+@pytest.mark.parametrize("table", REGISTRY.tables(), ids=lambda table: table.name)
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_the_bulk_path_gives_the_dict_paths_records_for_any_payload(

@@ -46,7 +46,7 @@ def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
     days = {j.spec.day for j in jobs}
     assert days == {date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)}
     per_day = [j for j in jobs if j.spec.day == TODAY]
-    assert sorted(j.spec.scope for j in per_day) == [
+    assert sorted(j.spec.scope.encode() for j in per_day) == [
         "location:1",
         "location:2",
         "locations:1,2",

@@ -1,7 +1,6 @@
 from typing import Any
 
-from ingest.config import load_settings
-from ingest.service import Topology
+from ingest.topology import ScheduledTopology
 
 
 class Locations:
@@ -24,9 +23,8 @@ class Clock:
 
 
 async def test_new_locations_are_scheduled_once_the_refresh_interval_has_passed() -> None:
-    settings = load_settings(vidicenter_locations="all", vidicenter_locations_refresh_s=600)
     clock = Clock()
-    topology = Topology(settings, needs_sites=False, clock=clock)
+    topology = ScheduledTopology(None, needs_sites=False, refresh_s=600, clock=clock)
     vendor = Locations(1, 2, 99)
 
     await topology.refresh(vendor)
@@ -43,13 +41,12 @@ async def test_new_locations_are_scheduled_once_the_refresh_interval_has_passed(
 
 
 async def test_a_configured_list_is_not_discovered_but_its_sites_are_when_needed() -> None:
-    settings = load_settings(vidicenter_locations="1,2")
     vendor = Locations(1, 2, 3)
 
-    plain = Topology(settings, needs_sites=False)
+    plain = ScheduledTopology(["1", "2"], needs_sites=False, refresh_s=3600)
     await plain.refresh(vendor)
     assert plain.locations == ["1", "2"] and vendor.calls == 0
 
-    per_site = Topology(settings, needs_sites=True)
+    per_site = ScheduledTopology(["1", "2"], needs_sites=True, refresh_s=3600)
     await per_site.refresh(vendor)
     assert per_site.locations == ["1", "2"] and per_site.sites == ["500", "501"]

@@ -2,62 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import datetime
 from typing import Any
 
-from ingest.db import Connection
-from ingest.ledger import JobStatus
+from ingest.commands import EXIT_OK
+from ingest.config import Settings
+from ingest.ledger import reports
+from ingest.ledger.jobs import Executor
+from ingest.wiring import open_pool, require_migrated
 
 
-async def collect_status(conn: Connection, *, failures: int = 10) -> dict[str, Any]:
+async def main(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_pool(settings) as pool:
+        await require_migrated(pool)
+        status = await collect_status(pool)
+    print(to_json(status) if args.json else format_status(status))
+    return EXIT_OK
+
+
+async def collect_status(conn: Executor, *, failures: int = 10) -> dict[str, Any]:
     """Job counts by status and by (vendor, data type, status), the oldest pending job,
     and the most recent failures with their reasons."""
-    by_status = {s.value: 0 for s in JobStatus}
-    for r in await conn.fetch("SELECT status, count(*) AS n FROM ingest.jobs GROUP BY status"):
-        by_status[r["status"]] = r["n"]
-    groups = [
-        {
-            "vendor": r["vendor"],
-            "data_type": r["data_type"],
-            "time_resolution": r["time_resolution"],
-            "status": r["status"],
-            "count": r["n"],
-            "rows_loaded": int(r["rows"] or 0),
-        }
-        for r in await conn.fetch(
-            """
-            SELECT vendor, data_type, time_resolution, status, count(*) AS n,
-                   sum(rows_loaded) AS rows
-            FROM ingest.jobs GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            """
-        )
-    ]
-    oldest = await conn.fetchrow(
-        """
-        SELECT id, vendor, data_type, scope, day, created_at, run_after, attempts
-        FROM ingest.jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 1
-        """
-    )
-    recent = await conn.fetch(
-        """
-        SELECT id, vendor, data_type, time_resolution, scope, day, status, attempts,
-               last_error, updated_at
-        FROM ingest.jobs WHERE last_error IS NOT NULL AND status IN ('pending', 'dead')
-        ORDER BY updated_at DESC LIMIT $1
-        """,
-        failures,
-    )
+    oldest = await reports.oldest_pending(conn)
     return {
-        "jobs": by_status,
-        "by_type": groups,
-        "oldest_pending": _plain(dict(oldest)) if oldest else None,
-        "recent_failures": [_plain(dict(r)) for r in recent],
+        "jobs": await reports.status_counts(conn),
+        "by_type": await reports.counts_by_type(conn),
+        "oldest_pending": reports.plain(oldest) if oldest else None,
+        "recent_failures": [
+            reports.plain(r) for r in await reports.recent_failures(conn, limit=failures)
+        ],
     }
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
 def format_status(status: dict[str, Any]) -> str:

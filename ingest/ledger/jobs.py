@@ -1,93 +1,43 @@
-"""The job ledger: enqueue, claim (SKIP LOCKED + lease), heartbeat, finish, fail, release."""
+"""The job queue: enqueue, schedule, claim (SKIP LOCKED + lease), heartbeat, finish,
+record a failure's decision, hand back."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 
 from ingest.db import Connection
-from ingest.delays import backoff
-from ingest.errors import IngestError, RetryableError, TerminalError
+from ingest.domain import Job, JobSpec, JobStatus, Scope, ScopeKind, Vendor
+from ingest.errors import LeaseLost
+from ingest.policy import Action, Decision
 
 # Statements that need no transaction of their own run on a pool or a connection.
 Executor: TypeAlias = "Connection | asyncpg.Pool[Any]"
 
 
-class JobStatus(StrEnum):
-    pending = "pending"  # waiting to be claimed once run_after has passed
-    running = "running"  # claimed by a worker that holds its lease
-    done = "done"  # its rows are committed
-    dead = "dead"  # failed for good; last_error says why
-
-
-class Vendor(StrEnum):
-    vidicenter = "vidicenter"  # Quividi VidiCenter data export API
-    angus = "angus"  # Angus.ai Data API
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job asks for: one scope, one day."""
-
-    vendor: Vendor
-    data_type: str
-    time_resolution: str
-    scope: str
-    day: date
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    vendor: str
-    data_type: str
-    time_resolution: str
-    params: dict[str, Any]
-    scope: str
-    day: date
-    attempts: int
-    force: bool
-    export_query: str | None
-    export_started: bool
-
-    @property
-    def scope_kind(self) -> str:
-        return self.scope.split(":", 1)[0]
-
-    @property
-    def scope_id(self) -> str:
-        return self.scope.split(":", 1)[1]
-
-
-class LeaseLost(IngestError):
-    """Another worker took these jobs over after our lease ran out."""
-
-
 _JOB_COLUMNS = """id, vendor, data_type, time_resolution, params, scope, day, attempts, force,
-    export_query, export_started_at IS NOT NULL AS export_started"""
+    export_query, export_started_at IS NOT NULL AS export_started, export_rebuilds"""
 
 
 def _job(row: asyncpg.Record) -> Job:
     params = row["params"]
     return Job(
         id=row["id"],
-        vendor=row["vendor"],
+        vendor=Vendor(row["vendor"]),
         data_type=row["data_type"],
         time_resolution=row["time_resolution"],
         params=json.loads(params) if isinstance(params, str) else dict(params),
-        scope=row["scope"],
+        scope=Scope.parse(row["scope"]),
         day=row["day"],
         attempts=row["attempts"],
         force=row["force"],
         export_query=row["export_query"],
         export_started=row["export_started"],
+        export_rebuilds=row["export_rebuilds"],
     )
 
 
@@ -127,7 +77,7 @@ async def enqueue_jobs(conn: Connection, specs: Sequence[JobSpec], *, force: boo
         [s.data_type for s in specs],
         [s.time_resolution for s in specs],
         [params_json(s.params) for s in specs],
-        [s.scope for s in specs],
+        [s.scope.encode() for s in specs],
         [s.day for s in specs],
         force,
     )
@@ -159,48 +109,12 @@ async def claim_batch(
     async with conn.transaction():
         # one claimer at a time: concurrent ones would skip each other's locks and split a batch
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.claim:' || $1))", vendor)
-        leader = await conn.fetchrow(
-            f"""
-            SELECT {_JOB_COLUMNS} FROM ingest.jobs
-            WHERE vendor = $1 AND {_CLAIMABLE} AND ($2::bigint[] IS NULL OR id = ANY($2))
-            ORDER BY export_query IS NULL, run_after, id
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED
-            """,
-            vendor.value,
-            ids,
-        )
+        leader = await _claimable_leader(conn, vendor, ids)
         if leader is None:
             return []
         claimed = [leader["id"]]
-        kind = leader["scope"].split(":", 1)[0]
-        if max_batch > 1 and kind in ("location", "site"):
-            mates = await conn.fetch(
-                f"""
-                SELECT id FROM ingest.jobs
-                WHERE vendor = $1 AND {_CLAIMABLE} AND id <> $2
-                  AND data_type = $3 AND time_resolution = $4 AND params = $5::jsonb
-                  AND day = $6 AND scope LIKE $11 || ':%'
-                  AND export_query IS NOT DISTINCT FROM $7
-                  AND force = $8
-                  AND ($9::bigint[] IS NULL OR id = ANY($9))
-                ORDER BY id
-                LIMIT $10
-                FOR UPDATE SKIP LOCKED
-                """,
-                vendor.value,
-                leader["id"],
-                leader["data_type"],
-                leader["time_resolution"],
-                leader["params"],  # jsonb as text: compared as jsonb
-                leader["day"],
-                leader["export_query"],
-                leader["force"],
-                ids,
-                max_batch - 1,
-                kind,
-            )
-            claimed += [r["id"] for r in mates]
+        if max_batch > 1 and Scope.parse(leader["scope"]).kind in _BATCHED:
+            claimed += await _claimable_mates(conn, leader, ids, limit=max_batch - 1)
         rows = await conn.fetch(
             f"""
             UPDATE ingest.jobs SET
@@ -213,129 +127,116 @@ async def claim_batch(
             owner,
             lease_s,
         )
-    jobs = [_job(r) for r in rows]
-    jobs.sort(key=lambda j: j.id)
-    return jobs
+    return sorted((_job(r) for r in rows), key=lambda j: j.id)
+
+
+_BATCHED = (ScopeKind.location, ScopeKind.site)
+
+
+async def _claimable_leader(
+    conn: Connection, vendor: Vendor, ids: list[int] | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        SELECT {_JOB_COLUMNS}, params::text AS params_text FROM ingest.jobs
+        WHERE vendor = $1 AND {_CLAIMABLE} AND ($2::bigint[] IS NULL OR id = ANY($2))
+        ORDER BY export_query IS NULL, run_after, id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+        """,
+        vendor.value,
+        ids,
+    )
+
+
+async def _claimable_mates(
+    conn: Connection, leader: asyncpg.Record, ids: list[int] | None, *, limit: int
+) -> list[int]:
+    """Due jobs of the leader's kind that can share its export."""
+    rows = await conn.fetch(
+        f"""
+        SELECT id FROM ingest.jobs
+        WHERE vendor = $1 AND {_CLAIMABLE} AND id <> $2
+          AND data_type = $3 AND time_resolution = $4 AND params = $5::jsonb
+          AND day = $6 AND scope LIKE $11 || ':%'
+          AND export_query IS NOT DISTINCT FROM $7
+          AND force = $8
+          AND ($9::bigint[] IS NULL OR id = ANY($9))
+        ORDER BY id
+        LIMIT $10
+        FOR UPDATE SKIP LOCKED
+        """,
+        leader["vendor"],
+        leader["id"],
+        leader["data_type"],
+        leader["time_resolution"],
+        leader["params_text"],  # compared as jsonb, as stored
+        leader["day"],
+        leader["export_query"],
+        leader["force"],
+        ids,
+        limit,
+        Scope.parse(leader["scope"]).kind.value,
+    )
+    return [r["id"] for r in rows]
+
+
+async def update_leased(
+    conn: Executor, sql: str, ids: Sequence[int], *args: Any, owner: str
+) -> None:
+    """Run `UPDATE ingest.jobs ... WHERE id = ANY($1) AND lease_owner = $2 ...` (the
+    statement's own further parameters from $3 on); LeaseLost unless every job was ours."""
+    ids = list(ids)
+    n = await conn.fetchval(
+        f"WITH u AS ({sql} RETURNING 1) SELECT count(*) FROM u", ids, owner, *args
+    )
+    if n != len(ids):
+        raise LeaseLost(f"jobs {ids} are no longer ours")
 
 
 async def extend_lease(conn: Executor, jobs: Sequence[Job], *, owner: str, lease_s: float) -> None:
     """Heartbeat: push the lease forward; raises LeaseLost when another worker took over."""
-    n = await conn.fetchval(
+    await update_leased(
+        conn,
         """
-        WITH u AS (
-            UPDATE ingest.jobs SET lease_expires_at = now() + make_interval(secs => $3)
-            WHERE id = ANY($1) AND status = 'running' AND lease_owner = $2
-            RETURNING 1)
-        SELECT count(*) FROM u
+        UPDATE ingest.jobs SET lease_expires_at = now() + make_interval(secs => $3)
+        WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
         """,
         [j.id for j in jobs],
-        owner,
         lease_s,
-    )
-    if n != len(jobs):
-        raise LeaseLost(jobs=[j.id for j in jobs])
-
-
-async def reserve_export(
-    conn: Connection,
-    jobs: Sequence[Job],
-    query: str,
-    *,
-    owner: str,
-    max_exports: int,
-    stale_after_s: float,
-) -> bool:
-    """Take one of the account's export places for `query`; False when all are out.
-
-    Counted from the ledger under an advisory lock, so the cap holds across processes and
-    restarts: an export whose jobs are pending or running still runs at the vendor.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.vidicenter.exports'))")
-        out = await conn.fetchval(
-            """
-            SELECT count(DISTINCT export_query) FROM ingest.jobs
-            WHERE vendor = 'vidicenter' AND export_query IS NOT NULL
-              AND status IN ('pending', 'running')
-              AND export_reserved_at > now() - make_interval(secs => $1)
-            """,
-            stale_after_s,
-        )
-        if out >= max_exports:
-            return False
-        n = await conn.fetchval(
-            """
-            WITH u AS (
-                UPDATE ingest.jobs SET export_query = $2, export_reserved_at = now(),
-                    export_started_at = NULL, updated_at = now()
-                WHERE id = ANY($1) AND lease_owner = $3 AND status = 'running'
-                RETURNING 1)
-            SELECT count(*) FROM u
-            """,
-            [j.id for j in jobs],
-            query,
-            owner,
-        )
-        if n != len(jobs):
-            raise LeaseLost(jobs=[j.id for j in jobs])
-        return True
-
-
-async def mark_export_started(conn: Executor, jobs: Sequence[Job]) -> None:
-    """The vendor acknowledged the export: a resume must not send force_rebuild again."""
-    await conn.execute(
-        "UPDATE ingest.jobs SET export_started_at = now() WHERE id = ANY($1)"
-        " AND export_started_at IS NULL",
-        [j.id for j in jobs],
+        owner=owner,
     )
 
 
 async def mark_done(conn: Connection, rows_by_job: dict[int, int], *, owner: str) -> None:
     """Mark jobs done with their row counts; run it in the loader's transaction."""
-    ids = list(rows_by_job)
-    n = await conn.fetchval(
+    await update_leased(
+        conn,
         """
-        WITH u AS (
-            UPDATE ingest.jobs j SET status = 'done', rows_loaded = t.n, last_error = NULL,
-                export_query = NULL, export_reserved_at = NULL, export_started_at = NULL,
-                lease_owner = NULL, lease_expires_at = NULL, force = false,
-                export_rebuilds = 0, finished_at = now(), updated_at = now()
-            FROM unnest($1::bigint[], $2::bigint[]) AS t(id, n)
-            WHERE j.id = t.id AND j.status = 'running' AND j.lease_owner = $3
-            RETURNING 1)
-        SELECT count(*) FROM u
+        UPDATE ingest.jobs j SET status = 'done', rows_loaded = t.n, last_error = NULL,
+            export_query = NULL, export_reserved_at = NULL, export_started_at = NULL,
+            lease_owner = NULL, lease_expires_at = NULL, force = false,
+            export_rebuilds = 0, finished_at = now(), updated_at = now()
+        FROM unnest($1::bigint[], $3::bigint[]) AS t(id, n)
+        WHERE j.id = t.id AND j.lease_owner = $2 AND j.status = 'running'
         """,
-        ids,
-        [rows_by_job[i] for i in ids],
-        owner,
+        list(rows_by_job),
+        list(rows_by_job.values()),
+        owner=owner,
     )
-    if n != len(ids):
-        raise LeaseLost(jobs=ids)
 
 
-async def fail_jobs(
-    conn: Executor,
-    jobs: Sequence[Job],
-    error: BaseException,
-    *,
-    owner: str,
-    max_attempts: int,
-    base_s: float,
-    max_s: float,
-    keep_export: bool = False,
-    rebuild: bool = False,
-) -> JobStatus:
-    """Record a failure: pending again after a backoff, or dead when out of tries or terminal."""
-    attempts = max(j.attempts for j in jobs)
-    # only a TerminalError is final at once; anything else (a dropped connection, a
-    # payload that broke the code) gets the job's remaining tries
-    retryable = not isinstance(error, TerminalError)
-    dead = not retryable or attempts >= max_attempts
-    delay = 0.0
-    if not dead:
-        hinted = error.delay if isinstance(error, RetryableError) else None
-        delay = hinted if hinted is not None else backoff(attempts - 1, base_s=base_s, max_s=max_s)
-    reason = f"{type(error).__name__}: {error}"[:4000]
+async def record_decision(
+    conn: Executor, jobs: Sequence[Job], decision: Decision, *, owner: str
+) -> None:
+    """Record what a failure leads to (the policy decided it): pending again after a delay,
+    rebuilt, dead with its reason, or handed back untried."""
+    if decision.action is Action.abandon:
+        return
+    if decision.action is Action.hand_back:
+        await release_jobs(conn, jobs, owner=owner)
+        return
+    dead = decision.action is Action.dead
     status = JobStatus.dead if dead else JobStatus.pending
     await conn.execute(
         """
@@ -353,13 +254,12 @@ async def fail_jobs(
         """,
         [j.id for j in jobs],
         status.value,
-        reason,
-        delay,
-        keep_export,
-        rebuild,
+        decision.reason,
+        decision.delay_s,
+        decision.keep_export,
+        decision.action is Action.rebuild,
         owner,
     )
-    return status
 
 
 async def release_jobs(
@@ -382,17 +282,6 @@ async def release_jobs(
     )
 
 
-async def job_counts(conn: Executor, ids: Sequence[int]) -> dict[str, int]:
-    """How many of the given jobs are in each status."""
-    rows = await conn.fetch(
-        "SELECT status, count(*) AS n FROM ingest.jobs WHERE id = ANY($1) GROUP BY status",
-        list(ids),
-    )
-    counts = {s.value: 0 for s in JobStatus}
-    counts.update({r["status"]: r["n"] for r in rows})
-    return counts
-
-
 async def schedule_jobs(conn: Connection, jobs: Sequence[tuple[JobSpec, datetime | None]]) -> int:
     """Create missing jobs, and re-open done ones finished before their `refresh_before`
     (with force, so VidiCenter rebuilds the export). Returns how many became pending."""
@@ -411,7 +300,7 @@ async def schedule_jobs(conn: Connection, jobs: Sequence[tuple[JobSpec, datetime
             [s.data_type for s in specs],
             [s.time_resolution for s in specs],
             [params_json(s.params) for s in specs],
-            [s.scope for s in specs],
+            [s.scope.encode() for s in specs],
             [s.day for s in specs],
             [j[1] for j in jobs],
         )
@@ -441,3 +330,49 @@ async def schedule_jobs(conn: Connection, jobs: Sequence[tuple[JobSpec, datetime
         )
         await conn.execute("DROP TABLE _wanted")
     return int(created) + int(reopened)
+
+
+async def due_job_ids(conn: Executor, vendor: Vendor) -> list[int]:
+    """The vendor's pending jobs that may be claimed now."""
+    rows = await conn.fetch(
+        "SELECT id FROM ingest.jobs WHERE vendor = $1 AND status = 'pending'"
+        " AND run_after <= now()",
+        vendor.value,
+    )
+    return [r["id"] for r in rows]
+
+
+async def next_claimable_in(
+    conn: Executor, vendor: Vendor, only_ids: Sequence[int] | None
+) -> tuple[int, float | None]:
+    """How many of the jobs (all the vendor's, or `only_ids`) are still open, and the
+    seconds until one of them may be claimed (None when none is waiting)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS open,
+               extract(epoch FROM least(
+                   min(run_after) FILTER (WHERE status = 'pending'),
+                   min(lease_expires_at) FILTER (WHERE status = 'running')) - now()) AS wait
+        FROM ingest.jobs
+        WHERE vendor = $1 AND ($2::bigint[] IS NULL OR id = ANY($2))
+          AND status IN ('pending', 'running')
+        """,
+        vendor.value,
+        list(only_ids) if only_ids is not None else None,
+    )
+    assert row is not None
+    return int(row["open"]), None if row["wait"] is None else float(row["wait"])
+
+
+async def give_up_untried(conn: Executor, ids: Sequence[int], reason: str) -> None:
+    """Mark the given jobs that are still pending dead without trying them (a backfill
+    whose credentials were refused), with the reason."""
+    await conn.execute(
+        """
+        UPDATE ingest.jobs SET status = 'dead', last_error = $2, finished_at = now(),
+            updated_at = now()
+        WHERE id = ANY($1) AND status = 'pending'
+        """,
+        list(ids),
+        reason,
+    )

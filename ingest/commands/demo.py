@@ -1,0 +1,185 @@
+"""`ingest demo`: the whole job end to end on the built-in simulator."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import asyncpg
+from pydantic import SecretStr
+
+from ingest import db, ledger
+from ingest.commands import EXIT_DEAD, EXIT_OK
+from ingest.config import AngusStream, Settings
+from ingest.datatypes import FINEST, DataType, OptionKind, Registry
+from ingest.domain import JobSpec, Vendor
+from ingest.jobspecs import VidiCenterRequest, angus_specs, vidicenter_specs
+from ingest.ledger import reports
+from ingest.pipeline import Context
+from ingest.simulator import RunningSimulator, SimConfig, run_simulator
+from ingest.topology import fleet_of
+from ingest.wiring import open_context, open_pool
+from ingest.worker import loops_for, work_vendor
+
+DEMO_DAYS = 3
+# The published 50 calls a minute would stretch the demo's ~110 calls over three minutes:
+# its simulator (and so its client) allow more. The 3 exports and 2 connections stay.
+DEMO_CALLS_PER_MINUTE = 600
+
+
+def demo_requests(registry: Registry) -> list[tuple[DataType, str, dict[str, Any]]]:
+    """Every data type of the registry at its default resolution and at `finest` where it
+    offers it, each option at its default, and once more with each on/off option on."""
+    out: list[tuple[DataType, str, dict[str, Any]]] = []
+    for dt in registry:
+        resolutions = [dt.default_resolution]
+        if FINEST in dt.resolutions and dt.default_resolution != FINEST:
+            resolutions.append(FINEST)
+        for resolution in resolutions:
+            out.append((dt, resolution, {}))
+            for option in dt.options:
+                usable = not (option.aggregate_only and resolution == FINEST)
+                if option.kind is OptionKind.flag and usable:
+                    out.append((dt, resolution, {option.name: True}))
+    return out
+
+
+def demo_specs(
+    registry: Registry,
+    days: Sequence[date],
+    locations: Sequence[str],
+    sites: Sequence[str],
+    streams: Sequence[str],
+) -> list[JobSpec]:
+    """The days of every VidiCenter data type and of every Angus stream."""
+    specs: list[JobSpec] = []
+    for dt, resolution, options in demo_requests(registry):
+        req = VidiCenterRequest(dt, resolution, days, {"locations": locations}, options)
+        specs += vidicenter_specs(req, location_ids=locations, site_ids=sites)
+    return specs + angus_specs(streams, "by_hour", days)
+
+
+async def main(_args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the simulator in-process, ingest into the configured database, report."""
+    started = time.monotonic()
+    sim_config = SimConfig(
+        build_seconds=0.3, finest_rows_per_hour=40, calls_per_minute=DEMO_CALLS_PER_MINUTE
+    )
+    async with run_simulator(sim_config) as sim:
+        demo = _demo_settings(settings, sim, sim_config)
+        print(f"simulator serving at {sim.url}; database {_safe_url(settings.database_url)}")
+        async with open_pool(demo) as pool:
+            async with pool.acquire() as conn:
+                applied = await db.migrate(conn)
+            print(f"migrations applied: {len(applied)}")
+            async with open_context(demo, pool) as wired:
+                assert wired.vidicenter is not None
+                fleet = await fleet_of(wired.vidicenter)
+                today = datetime.now(UTC).date()
+                days = [today - timedelta(days=n) for n in range(DEMO_DAYS, 0, -1)]
+                sites = fleet.sites_of(fleet.locations)
+                specs = demo_specs(
+                    wired.ctx.registry, days, fleet.locations, sites, list(wired.ctx.streams)
+                )
+                _announce(wired.ctx, specs, days, fleet.locations)
+                ids = await _work(wired.ctx, specs)
+            rows = await reports.outcome_by_type(pool, ids)
+            tables = await _table_counts(pool)
+        stats = sim.state.stats()
+    _report(rows, tables, stats, time.monotonic() - started)
+    return EXIT_DEAD if any(r["status"] == "dead" for r in rows) else EXIT_OK
+
+
+def _demo_settings(settings: Settings, sim: RunningSimulator, config: SimConfig) -> Settings:
+    """The configured settings, pointed at the simulator and its credentials."""
+    return settings.model_copy(
+        update={
+            "vidicenter_url": sim.url,
+            "vidicenter_username": config.vidicenter_username,
+            "vidicenter_token": SecretStr(config.vidicenter_token),
+            "angus_console_url": sim.url,
+            "angus_data_url": sim.url,
+            "angus_streams": [AngusStream.model_validate(s) for s in config.angus_streams],
+            "vidicenter_calls_per_minute": DEMO_CALLS_PER_MINUTE,
+            "vidicenter_poll_initial_s": 0.5,
+            "vidicenter_poll_max_s": 2.0,
+            "worker_idle_poll_s": 0.5,
+        }
+    )
+
+
+def _announce(
+    ctx: Context, specs: Sequence[JobSpec], days: Sequence[date], locations: Sequence[str]
+) -> None:
+    exports = len(demo_requests(ctx.registry))
+    print(
+        f"ingesting {len(specs)} jobs, {days[0]} to {days[-1]}: every VidiCenter "
+        f"data type ({exports} exports a day) for {len(locations)} "
+        f"locations, and {len(ctx.streams)} Angus streams\n"
+        f"(the simulator allows {DEMO_CALLS_PER_MINUTE} calls a minute instead of "
+        "the published 50 so that the demo takes seconds; 3 exports and 2 "
+        "connections at once, as published) ..."
+    )
+
+
+async def _work(ctx: Context, specs: Sequence[JobSpec]) -> list[int]:
+    """Enqueue the specs (forced: the demo always fetches) and work every vendor's jobs."""
+    by_vendor: dict[Vendor, list[int]] = {}
+    async with ctx.pool.acquire() as conn:
+        for vendor in Vendor:
+            mine = [s for s in specs if s.vendor is vendor]
+            by_vendor[vendor] = await ledger.enqueue_jobs(conn, mine, force=True)
+    async with anyio.create_task_group() as tg:
+        for vendor, ids in by_vendor.items():
+            tg.start_soon(_work_vendor, ctx, vendor, ids)
+    return [i for ids in by_vendor.values() for i in ids]
+
+
+async def _work_vendor(ctx: Context, vendor: Vendor, ids: list[int]) -> None:
+    await work_vendor(ctx, vendor, loops=loops_for(ctx.settings, vendor), only_ids=ids)
+
+
+def _report(
+    rows: list[dict[str, Any]],
+    tables: list[tuple[str, int]],
+    stats: dict[str, Any],
+    seconds: float,
+) -> None:
+    print()
+    print(f"{'data type':<28} {'resolution':<10} {'status':<8} {'jobs':>5} {'rows':>9}")
+    for r in rows:
+        print(
+            f"{r['data_type']:<28} {r['time_resolution']:<10} {r['status']:<8} "
+            f"{r['jobs']:>5} {r['rows']:>9}" + (f"  {r['error']}" if r["error"] else "")
+        )
+    print()
+    print(f"{'table':<42} {'rows':>9}")
+    for name, n in tables:
+        print(f"{name:<42} {n:>9}")
+    print()
+    violations = stats.get("violations", {})
+    print(f"vendor calls: {stats.get('calls')}, limit violations: {violations}; {seconds:.1f} s")
+
+
+async def _table_counts(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    out = []
+    rows = await pool.fetch(
+        "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
+        " WHERE table_schema IN ('vidicenter', 'angus') ORDER BY 1"
+    )
+    for r in rows:
+        n = await pool.fetchval(f"SELECT count(*) FROM {r['t']}")
+        out.append((r["t"], int(n)))
+    return out
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for the report."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{parts.username or ''}@{host}:{parts.port or 5432}{parts.path}"

@@ -1,0 +1,45 @@
+"""The job ledger, `ingest.jobs`: every statement on it lives in this package.
+
+- `jobs`: enqueue, schedule, claim (SKIP LOCKED + lease), heartbeat, finish, record a
+  failure's decision, hand back;
+- `exports`: the account's export places, counted from the ledger;
+- `reports`: read-only counts and summaries for commands, status and metrics.
+"""
+
+from ingest.errors import LeaseLost
+from ingest.ledger.exports import exports_out, mark_export_started, reserve_export
+from ingest.ledger.jobs import (
+    Executor,
+    claim_batch,
+    due_job_ids,
+    enqueue_jobs,
+    extend_lease,
+    give_up_untried,
+    mark_done,
+    next_claimable_in,
+    params_json,
+    record_decision,
+    release_jobs,
+    schedule_jobs,
+)
+from ingest.ledger.reports import job_counts
+
+__all__ = [
+    "Executor",
+    "LeaseLost",
+    "claim_batch",
+    "due_job_ids",
+    "enqueue_jobs",
+    "exports_out",
+    "extend_lease",
+    "give_up_untried",
+    "job_counts",
+    "mark_done",
+    "mark_export_started",
+    "next_claimable_in",
+    "params_json",
+    "record_decision",
+    "release_jobs",
+    "reserve_export",
+    "schedule_jobs",
+]

@@ -1,0 +1,74 @@
+"""The account's export places: counted from the ledger, so the cap holds across
+processes and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ingest.db import Connection
+from ingest.domain import Job
+from ingest.ledger.jobs import Executor, update_leased
+
+
+def stale_after_s(export_deadline_s: float) -> float:
+    """How long an export reservation holds a place: past twice the polling deadline (and
+    ten minutes), the export has long finished or been forgotten by the vendor."""
+    return 2 * export_deadline_s + 600
+
+
+# An export is out at the vendor while its jobs are open and it was reserved recently
+# enough: past `stale_after_s` it has finished or been forgotten by the vendor.
+_OUT = """
+    vendor = 'vidicenter' AND export_query IS NOT NULL
+    AND status IN ('pending', 'running')
+    AND export_reserved_at > now() - make_interval(secs => $1)
+"""
+
+
+async def exports_out(conn: Executor, *, stale_after_s: float) -> int:
+    """Exports out at the vendor, by the rule the cap counts them with."""
+    n = await conn.fetchval(
+        f"SELECT count(DISTINCT export_query) FROM ingest.jobs WHERE {_OUT}", stale_after_s
+    )
+    return int(n)
+
+
+async def reserve_export(
+    conn: Connection,
+    jobs: Sequence[Job],
+    query: str,
+    *,
+    owner: str,
+    max_exports: int,
+    stale_after_s: float,
+) -> bool:
+    """Take one of the account's export places for `query`; False when all are out.
+
+    Counted under an advisory lock: an export whose jobs are pending or running still
+    runs at the vendor.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.vidicenter.exports'))")
+        if await exports_out(conn, stale_after_s=stale_after_s) >= max_exports:
+            return False
+        await update_leased(
+            conn,
+            """
+            UPDATE ingest.jobs SET export_query = $3, export_reserved_at = now(),
+                export_started_at = NULL, updated_at = now()
+            WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
+            """,
+            [j.id for j in jobs],
+            query,
+            owner=owner,
+        )
+        return True
+
+
+async def mark_export_started(conn: Executor, jobs: Sequence[Job]) -> None:
+    """The vendor acknowledged the export: a resume must not send force_rebuild again."""
+    await conn.execute(
+        "UPDATE ingest.jobs SET export_started_at = now() WHERE id = ANY($1)"
+        " AND export_started_at IS NULL",
+        [j.id for j in jobs],
+    )

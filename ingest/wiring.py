@@ -1,0 +1,182 @@
+"""The composition root: the one place that builds concrete objects (the pool, HTTP
+sessions, call budgets, vendor clients) and the frozen pipeline context from them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import aiohttp
+import asyncpg
+import structlog
+
+from ingest import db
+from ingest.budget import CallBudget
+from ingest.config import Settings
+from ingest.datatypes import REGISTRY, Registry
+from ingest.errors import ConfigError
+from ingest.metrics import Metrics
+from ingest.pipeline import Context, Outcome
+from ingest.policy import RetryPolicy
+from ingest.vendors.angus import AngusClient
+from ingest.vendors.http import new_session
+from ingest.vendors.vidicenter import VidiCenterClient
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+def worker_id() -> str:
+    """This process's name as a lease owner: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def _connected(connect: Awaitable[T]) -> T:
+    """The pool or connection; a database that cannot be reached is a configuration error."""
+    try:
+        return await connect
+    except (OSError, asyncpg.PostgresError) as error:
+        raise ConfigError(f"INGEST_DATABASE_URL: cannot connect ({error})") from None
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The worker's pool, for the block's life."""
+    pool = await _connected(
+        db.create_pool(settings.database_url, max_size=settings.database_pool_size)
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection of its own (for migrations), for the block's life."""
+    conn = await _connected(asyncpg.connect(settings.database_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def require_migrated(pool: asyncpg.Pool) -> None:
+    """ConfigError unless every migration is applied."""
+    async with pool.acquire() as conn:
+        pending = await db.pending_migrations(conn)
+    if pending:
+        raise ConfigError(
+            f"the database lacks {len(pending)} migration(s) ({pending[0]}...): "
+            "run `ingest migrate`"
+        )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.job_max_attempts,
+        base_s=settings.job_retry_base_s,
+        max_s=settings.job_retry_max_s,
+        rebuilds_after_failure=settings.vidicenter_rebuilds_after_failure,
+    )
+
+
+@dataclass(frozen=True)
+class Wired:
+    """The pipeline context, and the concrete VidiCenter client for topology calls."""
+
+    ctx: Context
+    vidicenter: VidiCenterClient | None
+
+
+@asynccontextmanager
+async def open_context(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    metrics: Metrics | None = None,
+    on_outcome: Callable[[str, Outcome], None] | None = None,
+    registry: Registry = REGISTRY,
+) -> AsyncIterator[Wired]:
+    """A pipeline context with a client for every configured vendor, for the block's life."""
+    traces = [metrics.trace_config()] if metrics is not None else None
+    async with AsyncExitStack() as stack:
+        vidicenter = None
+        angus = None
+        if settings.vidicenter_configured:
+            session = await stack.enter_async_context(
+                new_session(
+                    max_connections=settings.vidicenter_max_connections,
+                    timeout_s=settings.http_timeout_s,
+                    trace_configs=traces,
+                )
+            )
+            vidicenter = _vidicenter_client(settings, pool, session, metrics)
+        if settings.angus_configured:
+            session = await stack.enter_async_context(
+                new_session(
+                    max_connections=settings.angus_max_concurrency,
+                    timeout_s=settings.http_timeout_s,
+                    trace_configs=traces,
+                )
+            )
+            angus = AngusClient(
+                session,
+                console_url=settings.angus_console_url,
+                data_url=settings.angus_data_url,
+                timeout_s=settings.http_timeout_s,
+                retries=settings.http_retries,
+                max_concurrency=settings.angus_max_concurrency,
+                token_margin_s=settings.angus_token_margin_s,
+                max_pages=settings.angus_max_pages,
+            )
+        ctx = Context(
+            pool=pool,
+            settings=settings,
+            owner=worker_id(),
+            policy=retry_policy(settings),
+            registry=registry,
+            vidicenter=vidicenter,
+            angus=angus,
+            streams={s.client_id: s for s in settings.angus_streams},
+            on_outcome=on_outcome,
+        )
+        yield Wired(ctx, vidicenter)
+
+
+def _vidicenter_client(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    metrics: Metrics | None,
+) -> VidiCenterClient:
+    assert settings.vidicenter_username and settings.vidicenter_token
+    budget = CallBudget(
+        pool,
+        f"vidicenter:{settings.vidicenter_username}",
+        per_minute=settings.vidicenter_calls_per_minute,
+        at_once=settings.vidicenter_max_connections,
+        # a call cannot be in flight longer than its timeout: a killed worker's calls stop
+        # holding connection places then, and not sooner, since the vendor may still be
+        # answering them (releasing them when the worker dies let a third connection
+        # through in a test)
+        stale_s=settings.http_timeout_s + 1,
+        on_wait=metrics.budget_waited if metrics is not None else None,
+    )
+    return VidiCenterClient(
+        session,
+        base_url=settings.vidicenter_url,
+        username=settings.vidicenter_username,
+        token=settings.vidicenter_token,
+        budget=budget,
+        retries=settings.http_retries,
+        poll_initial_s=settings.vidicenter_poll_initial_s,
+        poll_max_s=settings.vidicenter_poll_max_s,
+        deadline_s=settings.vidicenter_export_deadline_s,
+        on_poll_wait=metrics.poll_wait.observe if metrics is not None else None,
+    )
