@@ -180,12 +180,21 @@ async def test_the_units_command_lines_run_outside_systemd_within_its_sandbox_ru
         "HOME": str(workdir),
         **parse_environment_file(env_file.read_text()),
     }
+
+    async def start(
+        argv: list[str], *, strace_log: Path | None = None, output: int = asyncio.subprocess.PIPE
+    ) -> asyncio.subprocess.Process:
+        """Start a command the way the unit would: its environment, its working folder."""
+        traced = [strace, "-f", "-qq", "-o", str(strace_log)] if strace_log else []
+        return await asyncio.create_subprocess_exec(
+            *traced, *argv, env=env, cwd=workdir, stdout=output, stderr=output
+        )
+
     ingest = str(installed / "bin" / "ingest")
-    simulator = await asyncio.create_subprocess_exec(
-        ingest, "simulate", "--host", "127.0.0.1", "--port", str(sim_port),
-        env=env, cwd=workdir,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    simulator = await start(
+        [ingest, "simulate", "--host", "127.0.0.1", "--port", str(sim_port)],
+        output=asyncio.subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while (await asyncio.to_thread(http_get, f"{sim_url}/_sim/stats"))[0] != 200:
@@ -194,21 +203,13 @@ async def test_the_units_command_lines_run_outside_systemd_within_its_sandbox_ru
 
         # ExecStartPre
         pre_log = tmp_path / "pre.strace"
-        pre = await asyncio.create_subprocess_exec(
-            strace, "-f", "-qq", "-o", str(pre_log), *exec_line("ExecStartPre", installed),
-            env=env, cwd=workdir,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        pre = await start(exec_line("ExecStartPre", installed), strace_log=pre_log)
         out, err = await asyncio.wait_for(pre.communicate(), timeout=60)
         assert pre.returncode == 0, out.decode() + err.decode()
 
         # ExecStart, until it has done jobs; then SIGTERM, as systemd stops it
         run_log = tmp_path / "run.strace"
-        run = await asyncio.create_subprocess_exec(
-            strace, "-f", "-qq", "-o", str(run_log), *exec_line("ExecStart", installed),
-            env=env, cwd=workdir,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        run = await start(exec_line("ExecStart", installed), strace_log=run_log)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while True:
@@ -243,13 +244,8 @@ async def test_the_units_command_lines_run_outside_systemd_within_its_sandbox_ru
     assert families <= set(service("RestrictAddressFamilies").split()), families
 
     # a bad configuration exits 2, which RestartPreventExitStatus= names
-    bad = await asyncio.create_subprocess_exec(
-        *exec_line("ExecStart", installed),
-        env={**env, "INGEST_DATABASE_POOL_SIZE": "1"},
-        cwd=workdir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env["INGEST_DATABASE_POOL_SIZE"] = "1"  # below its minimum, 2
+    bad = await start(exec_line("ExecStart", installed))
     out, err = await asyncio.wait_for(bad.communicate(), timeout=60)
     assert bad.returncode == 2, out.decode() + err.decode()
     assert "2" in service("RestartPreventExitStatus").split()
