@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-COMMANDS = ["migrate", "backfill", "run", "status", "demo", "simulate"]
+COMMANDS = ["migrate", "backfill", "run", "status", "jobs", "demo", "simulate"]
 
 
 def ingest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
