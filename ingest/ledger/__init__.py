@@ -5,6 +5,7 @@
 - `exports`: each account's export places, counted from the ledger;
 - `accounts`: jobs and rows from before accounts, and another account's data;
 - `days`: the open days, not final yet;
+- `fleets`: each account's listed locations, shared by every process;
 - `reports`: read-only counts and summaries for commands, status and metrics.
 """
 
