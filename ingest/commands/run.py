@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,8 +88,18 @@ class Pauses:
     vendor refused, until the pause is over. The other accounts and vendors go on.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        on_pause: Callable[[str, str], None] | None = None,
+        on_resume: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_pause(who, reason)` and `on_resume(who)` hear of each pause and its end,
+        `who` being `vendor:account` (the health report)."""
         self._metrics = metrics
+        self._on_pause = on_pause
+        self._on_resume = on_resume
         self._until: dict[tuple[str, str], float] = {}
         self._why: dict[tuple[str, str], str] = {}
         self.refused: list[AuthError] = []  # every refusal seen, for `--once`
@@ -100,6 +110,8 @@ class Pauses:
         self._why[key] = str(error)
         self.refused.append(error)
         self._metrics.vendor_paused(vendor.value, True, account)
+        if self._on_pause is not None:
+            self._on_pause(f"{vendor.value}:{account}", str(error))
         log.error(
             "vendor.paused",
             vendor=vendor.value,
@@ -119,6 +131,8 @@ class Pauses:
             return left
         del self._until[key], self._why[key]
         self._metrics.vendor_paused(vendor.value, False, account)
+        if self._on_resume is not None:
+            self._on_resume(f"{vendor.value}:{account}")
         log.info("vendor.resumed", vendor=vendor.value, account=account)
         return 0.0
 

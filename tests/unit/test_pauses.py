@@ -28,12 +28,21 @@ async def test_a_refused_account_is_paused_alone_with_its_reason_and_counted() -
     assert sample(metrics, "ingest_vendor_pauses_total", ALICE) == 1
 
 
-async def test_a_pause_that_is_over_is_lifted_when_next_asked() -> None:
+async def test_a_pause_that_is_over_is_lifted_when_next_asked_and_the_health_hears_both() -> None:
     metrics = Metrics(accounts={"vidicenter": [ALICE]})
-    pauses = Pauses(metrics)
+    heard: list[tuple[str, ...]] = []
+    pauses = Pauses(
+        metrics,
+        on_pause=lambda who, why: heard.append(("pause", who, why)),
+        on_resume=lambda who: heard.append(("resume", who)),
+    )
     pauses.pause(Vendor.vidicenter, ALICE, AuthError("refused"), 0)
 
     assert pauses.remaining(Vendor.vidicenter, ALICE) == 0
+    assert heard == [
+        ("pause", f"vidicenter:{ALICE}", "refused"),
+        ("resume", f"vidicenter:{ALICE}"),
+    ]
     assert pauses.reasons() == {}
     assert sample(metrics, "ingest_vendor_paused", ALICE) == 0
     assert sample(metrics, "ingest_vendor_pauses_total", ALICE) == 1
