@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import anyio
@@ -71,6 +71,7 @@ class Fleet:
     locations: list[str]  # the active ones
     site_of: dict[str, str]  # every location id -> its site id
     uploads: dict[str, datetime | None] = field(default_factory=dict)  # every location id
+    west_s: dict[str, int] = field(default_factory=dict)  # seconds behind UTC (last_timezone)
 
     def sites_of(self, locations: Sequence[str], *, active_only: bool = False) -> list[str]:
         wanted = set(locations) & set(self.locations) if active_only else set(locations)
@@ -90,8 +91,19 @@ class Fleet:
         return _by_id(named | set(sources.get("locations", ())))
 
     def last_uploads(self, locations: Sequence[str]) -> list[datetime | None]:
-        """When each location last uploaded (None: unknown, or never)."""
-        return [self.uploads.get(loc) for loc in locations]
+        """When each location last uploaded (None: unknown, or never), as far as a day's
+        end can be compared with it: a location west of UTC counts as that much earlier.
+
+        The vendor does not say in which time zone `last_upload_timestamp` and
+        `period_start` are: if the first is UTC and the second local time, a location
+        behind UTC ends its day that much later. Moving its uploads back by its offset
+        is right in that case and only waits longer in the others.
+        """
+        out = []
+        for loc in locations:
+            up = self.uploads.get(loc)
+            out.append(None if up is None else up - timedelta(seconds=self.west_s.get(loc, 0)))
+        return out
 
     def silent(self, now: datetime, *, silence_s: float) -> dict[str, datetime | None]:
         """The locations that stopped uploading, with their last upload."""
@@ -111,7 +123,13 @@ def fleet_from(found: Sequence[dict[str, Any]]) -> Fleet:
         locations=_by_id({str(x["id"]) for x in found if is_active(x)}),
         site_of={str(x["id"]): str(x["site_id"]) for x in found if x.get("site_id") is not None},
         uploads={str(x["id"]): parse_upload(x.get("last_upload_timestamp")) for x in found},
+        west_s={str(x["id"]): _west_s(x.get("last_timezone")) for x in found},
     )
+
+
+def _west_s(offset: Any) -> int:
+    """Seconds a location's time zone is behind UTC (0 when ahead, or not said)."""
+    return -offset if isinstance(offset, int) and not isinstance(offset, bool) and offset < 0 else 0
 
 
 class UploadWatch:

@@ -263,5 +263,6 @@ CREATE TABLE ingest.fleets (
     fetched_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE ingest.fleets IS
-    'Each VidiCenter account''s locations (id, site_id, active, last_upload_timestamp) as '
+    'Each VidiCenter account''s locations (id, site_id, active, last_timezone, '
+    'last_upload_timestamp) as '
     'last listed by /api/v1/locations/, so that processes asking within minutes share one call.';

@@ -13,7 +13,7 @@ import asyncpg
 from ingest.ledger.jobs import Executor
 
 # what is kept of each location: what scopes and completeness are decided from
-_KEPT = ("id", "site_id", "active", "last_upload_timestamp")
+_KEPT = ("id", "site_id", "active", "last_timezone", "last_upload_timestamp")
 
 
 async def load_fleet(

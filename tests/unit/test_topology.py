@@ -84,6 +84,17 @@ def test_last_uploads_are_read_as_delivered_and_an_offset_is_taken_in_utc() -> N
     assert parse_upload("not a time") is None
 
 
+def test_a_location_west_of_utc_counts_its_uploads_that_much_earlier() -> None:
+    fleet = fleet_from(
+        [
+            {"id": 1, "last_timezone": -18000, "last_upload_timestamp": "2026-11-25 09:00:00"},
+            {"id": 2, "last_timezone": 32400, "last_upload_timestamp": "2026-11-25 09:00:00"},
+        ]
+    )
+    # UTC-5: its day may end 5 h after the UTC one; east of UTC: no earlier than UTC's
+    assert fleet.last_uploads(["1", "2"]) == [datetime(2026, 11, 25, 4), datetime(2026, 11, 25, 9)]
+
+
 def test_a_job_covers_its_location_its_sites_locations_or_the_requests() -> None:
     fleet = fleet_from(LISTED)
     assert fleet.covered(Scope.location(2)) == ["2"]
