@@ -217,8 +217,11 @@ def _client(ctx: Context, account: str) -> ExportSource:
     return client
 
 
-async def _fetch_export(ctx: Context, jobs: Sequence[Job], query: str) -> dict[str, Any]:
-    """Start (or resume) the export and poll it until it is finished."""
+async def _fetch_export(
+    ctx: Context, jobs: Sequence[Job], query: str, *, rebuild: bool = False
+) -> dict[str, Any]:
+    """Start (or resume) the export and poll it until it is finished; `rebuild` asks for
+    a new build even when the jobs were not forced."""
     first = jobs[0]
 
     async def started() -> None:
@@ -226,7 +229,17 @@ async def _fetch_export(ctx: Context, jobs: Sequence[Job], query: str) -> dict[s
             await ledger.mark_export_started(conn, jobs)
 
     return await _client(ctx, first.account).run_export(
-        query, force=first.force and not first.export_started, on_started=started
+        query, force=(first.force or rebuild) and not first.export_started, on_started=started
+    )
+
+
+def _long_final(ctx: Context, jobs: Sequence[Job]) -> bool:
+    """True when the jobs' days are so old that they are final whatever the uploads."""
+    s = ctx.settings
+    now = ctx.now()
+    return all(
+        final_by_silence(j.day, now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
+        for j in jobs
     )
 
 
@@ -236,10 +249,7 @@ async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
     end plus the settle margin, or the job stays open."""
     s = ctx.settings
     now = ctx.now()
-    if all(
-        final_by_silence(j.day, now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
-        for j in jobs
-    ):
+    if _long_final(ctx, jobs):
         return set()  # days this old are final: no need to ask the vendor
     source = ctx.fleets.get(jobs[0].account)
     if source is None:
@@ -296,8 +306,13 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     try:
         dt = ctx.registry.get(first.data_type)
         query = _query_of(ctx, jobs, dt)
+        rebuild = False
         if first.export_query is None:
             open_ids = await _open_jobs(ctx, jobs)
+            # an earlier try may have had the export built while the day was still open:
+            # the vendor would serve that build again; a final day needs a new one
+            retried = any(j.attempts > 1 for j in jobs)
+            rebuild = retried and len(open_ids) < len(jobs) and not _long_final(ctx, jobs)
             if not await _take_export_place(ctx, jobs, query):
                 return Outcome(released=len(jobs))
         else:
@@ -305,7 +320,7 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
             open_ids = {j.id for j in jobs}
             log.info("export.resumed")
         async with _heartbeat(ctx, jobs) as watch:
-            payload = await _fetch_export(ctx, jobs, query)
+            payload = await _fetch_export(ctx, jobs, query, rebuild=rebuild)
             rows = await _load_export_rows(ctx, jobs, dt, payload, open_ids)
         if watch.lost:
             return Outcome()
