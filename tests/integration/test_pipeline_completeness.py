@@ -4,6 +4,7 @@ a retried job of a day that became final since asks for a new build."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -129,7 +130,5 @@ async def test_days_older_than_the_silence_are_final_without_asking_for_uploads(
 
     vendor = Vendor1h()
     ctx = context(pool, vendor, Uploads())
-    ctx = Context(
-        **{**ctx.__dict__, "fleets": {ACCOUNT: NoUploads()}, "now": lambda: NOW + timedelta(days=4)}
-    )
+    ctx = replace(ctx, fleets={ACCOUNT: NoUploads()}, now=lambda: NOW + timedelta(days=4))
     assert await work(pool, ctx, [1]) == {"location:1": True}
