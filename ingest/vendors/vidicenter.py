@@ -124,6 +124,10 @@ class VidiCenterClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._on_poll_wait = on_poll_wait
+        # how long a request whose answer was lost may still be taken by the vendor: its
+        # timeout, then as long again (and a second) as the call budget holds its place
+        timeout_s = session.timeout.total or 300.0
+        self._lost_answer_s = 2 * timeout_s + 1
 
     async def _get_once(
         self,
@@ -218,7 +222,7 @@ class VidiCenterClient:
         is out, so that no later try asks for the rebuild again.
         Raises ExportFailed with the vendor's reason, ExportPending past the deadline.
         """
-        rebuild = _Rebuild(force)
+        rebuild = _Rebuild(force, settle_s=self._lost_answer_s, clock=self._clock)
         announced = False
         deadline = self._clock() + self._deadline_s
         wait = self._poll_initial_s
@@ -236,6 +240,12 @@ class VidiCenterClient:
                 await on_started()
             announced = True
             state = export_state(payload)
+            if state in ("started", "in_progress"):
+                rebuild.confirm()
+            elif state == "failed" and rebuild.unsettled:
+                # the failure the rebuild was asked for: the lost request may be taken yet
+                log.info("export.rebuild_unconfirmed", state=state)
+                state = "in_progress"
             if state == "finished":
                 if "data" not in payload:
                     raise BadPayload("finished export has no 'data'")
@@ -266,13 +276,16 @@ class VidiCenterClient:
             forced = rebuild.due
             sent = query + "&force_rebuild=1" if forced else query
             try:
-                return await self._get_once(
+                answer = await self._get_once(
                     "/api/v1/data/", sent, _RAW_DATA, on_sent=rebuild.leaving if forced else None
                 )
             except _NOT_TAKEN:
                 if forced:
                     rebuild.refused()
                 raise
+            if forced:
+                rebuild.confirm()
+            return answer
 
         return await self._with_retries(
             attempt,
@@ -287,17 +300,33 @@ class _Rebuild:
     From then on the vendor may be rebuilding, even if that request's answer was lost (a
     dropped connection, a timeout): asking again would start a second build. A request
     the vendor answered with an error status, or that never connected, did not start one.
+    While the answer is lost and the vendor may still be taking the request, a `failed`
+    state is the failure the rebuild was asked for, not the rebuild's own.
     """
 
-    def __init__(self, wanted: bool) -> None:
+    def __init__(self, wanted: bool, *, settle_s: float, clock: Callable[[], float]) -> None:
         self.due = wanted  # the next request carries force_rebuild
         self.sent = False  # a request carrying it left; the vendor may be rebuilding
+        self._settle_s = settle_s
+        self._clock = clock
+        self._unknown_until = 0.0  # until then, the lost request may still be taken
 
     def leaving(self) -> None:
         self.due, self.sent = False, True
+        self._unknown_until = self._clock() + self._settle_s
 
     def refused(self) -> None:
         self.due, self.sent = True, False
+        self._unknown_until = 0.0
+
+    def confirm(self) -> None:
+        """The forced request was answered, or an answer shows a build under way."""
+        self._unknown_until = 0.0
+
+    @property
+    def unsettled(self) -> bool:
+        """The forced request's answer was lost and the vendor may not have taken it yet."""
+        return self._clock() < self._unknown_until
 
 
 # Failures that prove the vendor did not act on the request: it answered an error status,

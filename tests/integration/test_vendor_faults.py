@@ -178,6 +178,21 @@ async def test_a_rebuild_that_timed_out_is_not_asked_for_again() -> None:
     assert vendor.forced() == [0]
 
 
+async def test_the_old_failure_seen_before_a_lost_rebuild_request_is_taken_is_not_believed() -> (
+    None
+):
+    # the forced request is slow: the vendor takes it after the client gave up, and a poll
+    # in between still sees the build that failed before (the rebuild's reason)
+    old_failure = reply({"state": "failed", "fail_reason": "the build that was rebuilt"})
+    async with (
+        scripted_vendor(slow(1.0, STARTED), old_failure, IN_PROGRESS, FINISHED) as vendor,
+        vidicenter(vendor, CountingBudget(), retries=2, timeout_s=0.3) as client,
+    ):
+        answer = await client.run_export(QUERY, force=True)
+    assert answer["state"] == "finished"
+    assert vendor.forced() == [0]
+
+
 async def test_a_rebuild_the_vendor_answered_with_an_error_is_asked_for_again() -> None:
     # a 503 (or a 429) is an answer: the vendor did not start the build
     async with (
