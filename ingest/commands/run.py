@@ -16,6 +16,7 @@ from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
 from ingest.domain import ScopeKind, Vendor
 from ingest.errors import IngestError, UsageError
+from ingest.health import Health
 from ingest.ledger import exports
 from ingest.metrics import Metrics
 from ingest.pipeline import Context, Outcome
@@ -92,6 +93,7 @@ class _Service:
             )
         self.stop = anyio.Event()
         self.liveness = Liveness(max_silence_s=30.0)
+        self.health = Health(stall_s=s.stall_s, vendors=[v.value for v in self.vendors])
 
     async def schedule_tick(self) -> int:
         """Enqueue what is due now; returns how many jobs became pending."""
@@ -106,14 +108,15 @@ class _Service:
 
     async def _drain(self, vendor: Vendor, ids: Sequence[int]) -> None:
         loops = loops_for(self.ctx.settings, vendor)
-        await work_vendor(self.ctx, vendor, loops=loops, only_ids=ids)
+        await work_vendor(self.ctx, vendor, loops=loops, only_ids=ids, health=self.health)
 
     async def scheduler(self) -> None:
         while not self.stop.is_set():
             try:
                 await self.schedule_tick()
+                self.health.db.answered()
             except DB_DOWN as error:
-                log.warning("db.unavailable", error=f"{type(error).__name__}: {error}")
+                self.health.db.lost(error)
             except IngestError as error:  # discovery failed: try again next tick
                 log.warning("schedule.failed", error=str(error))
             await self._pause(self.ctx.settings.schedule_interval_s)
@@ -121,7 +124,9 @@ class _Service:
     async def vendor_loop(self, vendor: Vendor) -> None:
         s = self.ctx.settings
         while not self.stop.is_set():
-            state = await work_vendor(self.ctx, vendor, loops=loops_for(s, vendor), stop=self.stop)
+            state = await work_vendor(
+                self.ctx, vendor, loops=loops_for(s, vendor), stop=self.stop, health=self.health
+            )
             if state.auth_error is not None:
                 log.error(
                     "vendor.paused",
@@ -130,7 +135,9 @@ class _Service:
                     error=str(state.auth_error),
                 )
                 self.metrics.vendor_paused(vendor.value, True)
+                self.health.pause(vendor.value, f"credentials refused: {state.auth_error}")
                 await self._pause(s.schedule_interval_s)
+                self.health.resume(vendor.value)
                 self.metrics.vendor_paused(vendor.value, False)
 
     async def _pause(self, seconds: float) -> None:
@@ -161,7 +168,7 @@ class _Service:
             tg.start_soon(work)
             started = {"vendors": [v.value for v in self.vendors]}
             if s.http_port:
-                app = create_app(self.ctx.pool, self.metrics, self.liveness)
+                app = create_app(self.ctx.pool, self.metrics, self.liveness, self.health)
                 async with serving(app, s.http_host, s.http_port) as port:
                     log.info("run.started", **started, http_port=port)
                     await anyio.sleep_forever()

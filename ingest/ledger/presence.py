@@ -1,0 +1,59 @@
+"""Which workers are alive (a presence row each, beaten every few seconds), and the due
+work a worker's health is judged against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from ingest.ledger.jobs import Executor
+
+BEAT_S: Final = 5.0  # how often a working process says it is alive
+ALIVE_S: Final = 3 * BEAT_S + 5  # a process silent for longer is gone
+FORGET_AFTER_S: Final = 86400.0  # presence rows of processes gone this long are deleted
+
+
+async def beat(conn: Executor, owner: str) -> None:
+    """`owner` is alive now; rows of processes long gone are dropped."""
+    await conn.execute(
+        """
+        INSERT INTO ingest.workers (owner) VALUES ($1)
+        ON CONFLICT (owner) DO UPDATE SET seen_at = now()
+        """,
+        owner,
+    )
+    await conn.execute(
+        "DELETE FROM ingest.workers WHERE seen_at < now() - make_interval(secs => $1)",
+        FORGET_AFTER_S,
+    )
+
+
+async def live_workers(conn: Executor, *, alive_s: float = ALIVE_S) -> list[str]:
+    """The owners seen in the last `alive_s` seconds."""
+    rows = await conn.fetch(
+        "SELECT owner FROM ingest.workers WHERE seen_at > now() - make_interval(secs => $1)"
+        " ORDER BY owner",
+        alive_s,
+    )
+    return [r["owner"] for r in rows]
+
+
+# Jobs released for want of an export place come back after a few seconds: they count as
+# due, or a worker that keeps finding no place would never look stalled.
+DUE_SLACK_S: Final = 10.0
+
+
+async def jobs_due(conn: Executor, vendors: Sequence[str]) -> int:
+    """Jobs of the vendors that may be claimed now (or within a few seconds): pending ones
+    whose time has come, and running ones whose lease ran out."""
+    n = await conn.fetchval(
+        """
+        SELECT count(*) FROM ingest.jobs
+        WHERE vendor = ANY($1::text[]) AND (
+            (status = 'pending' AND run_after <= now() + make_interval(secs => $2))
+            OR (status = 'running' AND lease_expires_at < now()))
+        """,
+        list(vendors),
+        DUE_SLACK_S,
+    )
+    return int(n)
