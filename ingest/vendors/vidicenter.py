@@ -239,23 +239,10 @@ class VidiCenterClient:
             if not announced and on_started is not None:
                 await on_started()
             announced = True
-            state = export_state(payload)
-            if state in ("started", "in_progress"):
-                rebuild.confirm()
-            elif state == "failed" and rebuild.unsettled:
-                # the failure the rebuild was asked for: the lost request may be taken yet
-                log.info("export.rebuild_unconfirmed", state=state)
-                state = "in_progress"
+            state = _state_seen(payload, rebuild)
             if state == "finished":
-                if "data" not in payload:
-                    raise BadPayload("finished export has no 'data'")
                 log.info("export.finished", polls=polls, bytes=len(payload["data"]))
                 return payload
-            if state == "failed":
-                reason = payload.get("fail_reason") or "no reason given"
-                raise ExportFailed(f"VidiCenter export failed: {reason}", delay=0)
-            if state not in ("started", "in_progress"):
-                raise BadPayload(f"unknown export state {state!r}")
             jittered = min(self._poll_max_s, wait * self._rng.uniform(0.8, 1.2))
             if self._clock() + jittered > deadline:
                 raise ExportPending(
@@ -292,6 +279,27 @@ class VidiCenterClient:
             "GET /api/v1/data/",
             max(0.0, min(MAX_RETRY_WAIT_S, deadline - self._clock())),
         )
+
+
+def _state_seen(payload: Mapping[str, Any], rebuild: _Rebuild) -> str:
+    """`finished` (with data), or `started`/`in_progress`: the build goes on. A failed
+    build raises ExportFailed, except the failure a rebuild whose request was lost was
+    asked for (the vendor may take that request yet): that one counts as in progress."""
+    state = export_state(payload)
+    if state in ("started", "in_progress"):
+        rebuild.confirm()
+        return state
+    if state == "finished":
+        if "data" not in payload:
+            raise BadPayload("finished export has no 'data'")
+        return state
+    if state != "failed":
+        raise BadPayload(f"unknown export state {state!r}")
+    if rebuild.unsettled:
+        log.info("export.rebuild_unconfirmed", state=state)
+        return "in_progress"
+    reason = payload.get("fail_reason") or "no reason given"
+    raise ExportFailed(f"VidiCenter export failed: {reason}", delay=0)
 
 
 class _Rebuild:
