@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from functools import partial
 
 import anyio
@@ -35,9 +36,14 @@ DB_DOWN = (
 
 @dataclass
 class VendorState:
-    """Shared by a vendor's loops: set when the vendor refused our credentials."""
+    """Shared by a vendor's loops: the credentials refused, and the jobs they hold."""
 
     auth_error: AuthError | None = None
+    held: set[int] = field(default_factory=set)  # ids of the jobs claimed and being worked
+    claiming: anyio.Lock = field(default_factory=anyio.Lock)  # one claim (or sweep) at a time
+    # a claim whose answer was lost may have committed: leases this process does not know
+    # it holds, to hand back once the database answers
+    unsure: bool = False
 
 
 async def run_batch(ctx: Context, jobs: Sequence[Job], health: Health | None = None) -> Outcome:
@@ -102,27 +108,15 @@ async def _loop(
     db_wait = 1.0
     while not stop.is_set() and state.auth_error is None:
         try:
-            async with ctx.pool.acquire() as conn:
-                jobs = await ledger.claim_batch(
-                    conn,
-                    vendor,
-                    owner=ctx.owner,
-                    lease_s=ctx.settings.job_lease_s,
-                    max_batch=max_batch(ctx, vendor),
-                    only_ids=only_ids,
-                )
+            jobs = await _claim(ctx, vendor, state, only_ids)
             health.db.answered()
             db_wait = 1.0
             if jobs:
-                started = time.monotonic()
-                with health.working():
-                    outcome = await run_batch(ctx, jobs, health)
-                outcome.seconds = time.monotonic() - started
-                if outcome.done or outcome.failed or outcome.dead:
-                    health.progressed()
-                if ctx.on_outcome is not None:
-                    ctx.on_outcome(vendor.value, outcome)
-                if outcome.released:  # no export place free: let the others go first
+                try:
+                    released = await _work(ctx, vendor, jobs, health)
+                finally:
+                    state.held.difference_update(j.id for j in jobs)
+                if released:  # no export place free: let the others go first
                     await anyio.sleep(1.0)
                 continue
             wait = await _next_wait(ctx, vendor, only_ids)
@@ -139,9 +133,47 @@ async def _loop(
             return
         except DB_DOWN as error:
             health.db.lost(error)
+            state.unsure = True
             with anyio.move_on_after(db_wait):
                 await stop.wait()
             db_wait = min(db_wait * 2, 30.0)
+
+
+async def _claim(
+    ctx: Context, vendor: Vendor, state: VendorState, only_ids: Sequence[int] | None
+) -> list[Job]:
+    """Claim a batch and note it as held; first, after a claim whose answer was lost, hand
+    back the leases this process holds without knowing it."""
+    async with state.claiming:
+        if state.unsure:
+            ids = await presence.hand_back_unheld(ctx.pool, vendor, ctx.owner, state.held)
+            if ids:
+                log.info("job.handed_back", job_ids=ids, reason="the claim's answer was lost")
+            state.unsure = False
+        async with ctx.pool.acquire() as conn:
+            jobs = await ledger.claim_batch(
+                conn,
+                vendor,
+                owner=ctx.owner,
+                lease_s=ctx.settings.job_lease_s,
+                max_batch=max_batch(ctx, vendor),
+                only_ids=only_ids,
+            )
+        state.held.update(j.id for j in jobs)
+        return jobs
+
+
+async def _work(ctx: Context, vendor: Vendor, jobs: Sequence[Job], health: Health) -> bool:
+    """Work a claimed batch, and tell health and metrics; True when it was handed back."""
+    started = time.monotonic()
+    with health.working():
+        outcome = await run_batch(ctx, jobs, health)
+    outcome.seconds = time.monotonic() - started
+    if outcome.done or outcome.failed or outcome.dead:
+        health.progressed()
+    if ctx.on_outcome is not None:
+        ctx.on_outcome(vendor.value, outcome)
+    return bool(outcome.released)
 
 
 async def _presence(
@@ -201,6 +233,9 @@ async def work_vendor(
                 work.start_soon(
                     partial(_loop, ctx, vendor, state, health, only_ids=only_ids, stop=stop)
                 )
+        if state.unsure:  # stopping: leave no lease behind that a lost answer hid
+            with anyio.move_on_after(5), suppress(*DB_DOWN):
+                await presence.hand_back_unheld(ctx.pool, vendor, ctx.owner, state.held)
         tg.cancel_scope.cancel()
     return state
 

@@ -1,11 +1,12 @@
-"""Which workers are alive (a presence row each, beaten every few seconds), and the due
-work a worker's health is judged against."""
+"""Which workers are alive (a presence row each, beaten every few seconds), the leases a
+worker holds without knowing it, and the due work a worker's health is judged against."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Final
 
+from ingest.domain import Vendor
 from ingest.ledger.jobs import Executor
 
 BEAT_S: Final = 5.0  # how often a working process says it is alive
@@ -36,6 +37,27 @@ async def live_workers(conn: Executor, *, alive_s: float = ALIVE_S) -> list[str]
         alive_s,
     )
     return [r["owner"] for r in rows]
+
+
+async def hand_back_unheld(
+    conn: Executor, vendor: Vendor, owner: str, held: Collection[int]
+) -> list[int]:
+    """Hand back, untried, the vendor's running jobs leased to `owner` but not in `held`:
+    a claim that committed while its answer was lost. Their export, if out, stays recorded
+    for the next claim to resume. Returns their ids."""
+    rows = await conn.fetch(
+        """
+        UPDATE ingest.jobs SET status = 'pending', attempts = greatest(attempts - 1, 0),
+            run_after = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE vendor = $1 AND lease_owner = $2 AND status = 'running'
+          AND NOT (id = ANY($3::bigint[]))
+        RETURNING id
+        """,
+        vendor.value,
+        owner,
+        list(held),
+    )
+    return sorted(r["id"] for r in rows)
 
 
 # Jobs released for want of an export place come back after a few seconds: they count as

@@ -14,7 +14,9 @@ from datetime import date
 from typing import Any
 
 import aiohttp
+import anyio
 import asyncpg
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
@@ -252,3 +254,80 @@ async def test_readyz_counts_only_the_due_jobs_of_the_vendors_it_works(
     clock.now += 10
     async with readyz_of(pool, health) as readyz:
         assert (await readyz())[0] == 200
+
+
+# --- a claim whose answer was lost ------------------------------------------------------
+
+
+class LostClaimAnswer:
+    """The test's pool; the first transaction (the first claim) commits, then its connection
+    closes before the answer reaches the worker, as when the database goes away then."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    @asynccontextmanager
+    async def acquire(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with self._pool.acquire(*args, **kwargs) as conn:
+            yield conn if self.lost else _LosesCommitAnswer(conn, self)
+
+
+class _LosesCommitAnswer:
+    def __init__(self, conn: Any, pool: LostClaimAnswer) -> None:
+        self._conn = conn
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._conn.transaction():
+            yield
+        self._pool.lost = True
+        raise asyncpg.InterfaceError(
+            "cannot call Transaction.__aexit__(): the connection is closed"
+        )
+
+
+class FinishedAtOnce:
+    async def run_export(
+        self,
+        query: str,
+        *,
+        force: bool = False,
+        on_started: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        if on_started is not None:
+            await on_started()
+        return {"state": "finished", "data": msgspec.Raw(b"[]")}
+
+
+async def test_jobs_a_claim_took_while_its_answer_was_lost_are_handed_back_not_left_leased(
+    pool: asyncpg.Pool,
+) -> None:
+    settings = load_settings(
+        vidicenter_username="u", vidicenter_token="t", worker_idle_poll_s=0.1, job_lease_s=300
+    )
+    flaky = LostClaimAnswer(pool)
+    ctx = Context(
+        pool=flaky,  # type: ignore[arg-type]
+        settings=settings,
+        owner="w1",
+        policy=retry_policy(settings),
+        vidicenter=FinishedAtOnce(),
+    )
+    async with pool.acquire() as conn:
+        ids = await ledger.enqueue_jobs(conn, specs("1001", "1002"), force=False)
+    with capture_logs() as logs, anyio.fail_after(20):  # not the 300 s of the lease
+        await work_vendor(ctx, Vendor.vidicenter, loops=1, only_ids=ids)
+
+    assert flaky.lost
+    rows = await pool.fetch("SELECT status, attempts FROM ingest.jobs ORDER BY id")
+    assert [tuple(r) for r in rows] == [("done", 1), ("done", 1)]  # the lost try not counted
+    (handed_back,) = [e for e in logs if e["event"] == "job.handed_back"]
+    assert handed_back["job_ids"] == ids
