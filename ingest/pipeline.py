@@ -110,7 +110,7 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> AsyncIterator[_LeaseW
                     await ledger.extend_lease(ctx.pool, jobs, owner=ctx.owner, lease_s=lease)
                 except ledger.LeaseLost:
                     watch.lost = True
-                    log.warning("job.lease_lost", jobs=[j.id for j in jobs])
+                    log.warning("job.lease_lost", job_ids=[j.id for j in jobs])
                     tg.cancel_scope.cancel()
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -151,15 +151,15 @@ def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Ou
         case Action.hand_back:
             raise error
         case Action.abandon:
-            log.warning("job.lease_lost", jobs=ids)
+            log.warning("job.lease_lost", job_ids=ids)
             return Outcome()
         case Action.dead:
-            log.warning("job.dead", jobs=ids, error=decision.reason)
+            log.warning("job.dead", job_ids=ids, error=decision.reason)
             return Outcome(dead=len(jobs), reason=reason)
         case _:
             log.warning(
                 "job.retry_scheduled",
-                jobs=ids,
+                job_ids=ids,
                 error=decision.reason,
                 retry_in_s=round(decision.delay_s, 2),
                 rebuild=decision.action is Action.rebuild,
@@ -326,7 +326,7 @@ async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
         resolution=first.time_resolution,
         scope=str(first.scope) if len(jobs) == 1 else f"{len(jobs)} {first.scope.kind}s",
         day=first.day.isoformat(),
-        jobs=[j.id for j in jobs],
+        job_ids=[j.id for j in jobs],
     ):
         if first.vendor is Vendor.vidicenter:
             return await work_vidicenter(ctx, jobs)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
-from ingest.commands import EXIT_OK
+from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
 from ingest.ledger import exports, reports
 from ingest.ledger.jobs import Executor
@@ -20,7 +23,7 @@ async def main(args: argparse.Namespace, settings: Settings) -> int:
         stale_after_s = exports.stale_after_s(settings.vidicenter_export_deadline_s)
         status = await collect_status(pool, export_stale_after_s=stale_after_s)
     print(to_json(status) if args.json else format_status(status))
-    return EXIT_OK
+    return EXIT_DEAD if status["jobs"]["dead"] else EXIT_OK
 
 
 async def collect_status(
@@ -30,10 +33,11 @@ async def collect_status(
     export_stale_after_s: float = exports.stale_after_s(3600.0),
 ) -> dict[str, Any]:
     """Job counts by status and by (vendor, data type, status), the oldest pending job,
-    the most recent failures with their reasons, and the export places held by workers
-    that are gone (by worker)."""
+    the most recent failures with their reasons, each data type's days by state, and the
+    export places held by workers that are gone (by worker)."""
     oldest = await reports.oldest_pending(conn)
     return {
+        "coverage": coverage_of(await reports.coverage(conn)),
         "orphaned_exports": await exports.orphaned_exports(
             conn, stale_after_s=export_stale_after_s
         ),
@@ -60,6 +64,9 @@ def format_status(status: dict[str, Any]) -> str:
                 f"{g['vendor']:<11} {g['data_type']:<26} {g['time_resolution']:<8} "
                 f"{g['status']:<8} {g['count']:>6} {g['rows_loaded']:>10}"
             )
+    if status["coverage"]:
+        lines.append("")
+        lines += format_coverage(status["coverage"])
     if orphaned := status["orphaned_exports"]:
         lines.append("")
         lines.append(
@@ -89,3 +96,66 @@ def format_status(status: dict[str, Any]) -> str:
 
 def to_json(status: dict[str, Any]) -> str:
     return json.dumps(status, sort_keys=True)
+
+
+STATES = ("done", "open", "dead", "missing")
+
+
+def coverage_of(days: Sequence[reports.CoverageDay]) -> list[dict[str, Any]]:
+    """Per data type (vendor, data type, resolution): its first and last day, how many
+    days are in each state, and every day that is not done with its jobs by state."""
+    out = []
+    key = attrgetter("vendor", "data_type", "time_resolution")
+    for (vendor, data_type, resolution), group in itertools.groupby(days, key=key):
+        spans = list(group)
+        out.append(
+            {
+                "vendor": vendor,
+                "data_type": data_type,
+                "time_resolution": resolution,
+                "first_day": spans[0].day.isoformat(),
+                "last_day": spans[-1].day.isoformat(),
+                "days": {s: sum(d.state == s for d in spans) for s in STATES},
+                "not_done": [
+                    {
+                        "day": d.day.isoformat(),
+                        "state": d.state,
+                        "done": d.done,
+                        "open": d.open,
+                        "dead": d.dead,
+                    }
+                    for d in spans
+                    if d.state != "done"
+                ],
+            }
+        )
+    return out
+
+
+def format_coverage(coverage: Iterable[dict[str, Any]], *, most: int = 6) -> list[str]:
+    """Per data type, its days by state, then the days not done as ranges of one state."""
+    lines = ["days by data type (a day is dead if one job is, open if one is pending or running):"]
+    for c in coverage:
+        counts = ", ".join(f"{n} {s}" for s, n in c["days"].items() if n)
+        lines.append(
+            f"  {c['vendor']} {c['data_type']} {c['time_resolution']}, "
+            f"{c['first_day']}..{c['last_day']}: {counts}"
+        )
+        ranges = day_ranges((date.fromisoformat(d["day"]), d["state"]) for d in c["not_done"])
+        for first, last, state in ranges[:most]:
+            span = first.isoformat() if first == last else f"{first}..{last}"
+            lines.append(f"    {state:<8} {span}")
+        if len(ranges) > most:
+            lines.append(f"    ... {len(ranges) - most} more (--json lists every day)")
+    return lines
+
+
+def day_ranges(days: Iterable[tuple[date, str]]) -> list[tuple[date, date, str]]:
+    """Consecutive days of the same state as (first, last, state), in order."""
+    ranges: list[tuple[date, date, str]] = []
+    for day, state in days:
+        if ranges and ranges[-1][2] == state and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day, state)
+        else:
+            ranges.append((day, day, state))
+    return ranges
