@@ -52,7 +52,7 @@ async def main(rows: int, database_url: str) -> None:
                 await conn.execute(statement.replace("$1", str(rows)))
             jobs = await conn.fetchval("SELECT count(*) FROM ingest.jobs")
             started = time.perf_counter()
-            await db.migrate(conn, migrations)
+            await db.migrate(conn, [m for m in migrations if m.version <= 5])
             migrate_s = time.perf_counter() - started
             started = time.perf_counter()
             handed = await assign_unassigned(conn, "vidicenter.example.com/bench")

@@ -18,6 +18,9 @@ class CallBudget:
     The calls are recorded in `ingest.vendor_calls`, under an advisory lock, so the
     budget holds across processes and replicas. The window is a little longer than a
     minute, so a call that reaches the vendor late still falls in the vendor's minute.
+    A call holds its connection place until it ends; one whose worker died holds it for
+    `stale_s` from its start, and one given up on (timed out, cancelled) for `stale_s`
+    from then: the vendor may still be serving it.
     """
 
     def __init__(
@@ -44,17 +47,29 @@ class CallBudget:
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
-        """Wait for room in the budget, hold one place for the call, give it back after."""
+        """Wait for room in the budget, hold one place for the call, give it back after.
+
+        Leaving the block with a timeout or a cancellation means the call was given up on
+        while the vendor may still be answering it: its place is kept `stale_s` longer.
+        Any other exception (the connection failed or was closed) ends the call.
+        """
         async with self._local:
             call_id = await self._reserve()
+            hold_s = 0.0
             try:
                 yield
+            except (TimeoutError, anyio.get_cancelled_exc_class()):
+                hold_s = self._stale_s
+                log.debug("budget.call_abandoned", account=self._account, hold_s=hold_s)
+                raise
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._pool.execute(
-                        "UPDATE ingest.vendor_calls SET finished_at = clock_timestamp()"
+                        "UPDATE ingest.vendor_calls"
+                        " SET finished_at = clock_timestamp() + make_interval(secs => $2)"
                         " WHERE id = $1",
                         call_id,
+                        hold_s,
                     )
 
     async def _reserve(self) -> int:
@@ -69,13 +84,15 @@ class CallBudget:
                     SELECT
                       count(*) FILTER (WHERE started_at > clock_timestamp()
                                        - make_interval(secs => $2)) AS in_window,
-                      count(*) FILTER (WHERE finished_at IS NULL AND started_at > clock_timestamp()
-                                       - make_interval(secs => $3)) AS in_flight,
+                      count(*) FILTER (WHERE finished_at > clock_timestamp()
+                                       OR (finished_at IS NULL AND started_at > clock_timestamp()
+                                           - make_interval(secs => $3))) AS in_flight,
                       extract(epoch FROM min(started_at) FILTER (
                           WHERE started_at > clock_timestamp() - make_interval(secs => $2))
                           + make_interval(secs => $2) - clock_timestamp()) AS frees_in
                     FROM ingest.vendor_calls WHERE account = $1
-                      AND started_at > clock_timestamp() - make_interval(secs => $2 + $3)
+                      AND (started_at > clock_timestamp() - make_interval(secs => $2 + $3)
+                           OR finished_at > clock_timestamp())
                     """,
                     self._account,
                     self._window_s,
@@ -96,7 +113,7 @@ class CallBudget:
                 if row["in_window"] >= self._per_minute:
                     wait = max(0.05, float(row["frees_in"] or 0.0) + 0.05)
                 else:
-                    wait = 0.1  # another process has a call in flight; it is short
+                    wait = 0.1  # both places are taken: a call ends, or one given up on lets go
             log.debug("budget.waiting", account=self._account, wait_s=round(wait, 2))
             if self._on_wait is not None:
                 self._on_wait(self._account, wait)

@@ -309,6 +309,12 @@ class Settings(BaseSettings):
     http_port: int = Field(
         default=8080, ge=0, le=65535, description="port of the health and metrics server (0 = off)"
     )
+    stall_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="/readyz reports the worker stalled when jobs are due and none has moved "
+        "for this long, in seconds (0 = never)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="debug, info, warning or error"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,32 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+class PoolFloorNoise(logging.Filter):
+    """asyncpg's pool warns, with a traceback, each time it fails to reopen its floor
+    connection while the database is away; the worker's `db.lost` and `db.back` tell the
+    outage, so each such record becomes one debug event of ours instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Failed to restore the pool connection floor"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        log.debug(
+            "db.pool_reconnect_failed",
+            error=f"{type(error).__name__}: {error}" if error is not None else None,
+        )
+        return False
+
+
+def route_pool_warnings() -> None:
+    """Install PoolFloorNoise on asyncpg's pool logger, once per process."""
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolFloorNoise) for f in pool_log.filters):
+        pool_log.addFilter(PoolFloorNoise())
+
+
 async def create_pool(database_url: str, *, max_size: int = 5) -> asyncpg.Pool:
     """A pool whose connections carry the application name, for pg_stat_activity."""
+    route_pool_warnings()
     pool = await asyncpg.create_pool(
         database_url,
         min_size=1,

@@ -49,6 +49,12 @@ class Metrics:
             "VidiCenter export places in use, counted as the export cap counts them.",
             registry=r,
         )
+        self.export_places_orphaned = Gauge(
+            "ingest_export_places_orphaned",
+            "VidiCenter export places held by running jobs of workers that are gone (no"
+            " presence beat); they stay taken until those jobs' leases run out.",
+            registry=r,
+        )
         self.last_success = Gauge(
             "ingest_last_success_timestamp_seconds",
             "When the vendor's most recent done job finished (from the ledger).",
@@ -185,6 +191,7 @@ class Metrics:
         ):
             jobs = await gauges.count_jobs(conn)
             out = await exports.exports_out(conn, stale_after_s=self.export_stale_after_s)
+            orphaned = await exports.orphaned_exports(conn, stale_after_s=self.export_stale_after_s)
             success = await gauges.last_success(conn)
             complete = await gauges.newest_complete_days(conn)
         self.jobs.clear()
@@ -194,6 +201,7 @@ class Metrics:
         for (vendor, status), n in jobs.items():
             self.jobs.labels(vendor, status).set(n)
         self.exports_in_flight.set(out)
+        self.export_places_orphaned.set(sum(orphaned.values()))
         self.last_success.clear()
         for vendor, at in success.items():
             self.last_success.labels(vendor).set(at)

@@ -12,6 +12,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ingest import db
+from ingest.health import Health
+from ingest.ledger import presence
 from ingest.metrics import Metrics
 
 
@@ -30,29 +32,40 @@ class Liveness:
         return time.monotonic() - self.last_beat < self.max_silence_s
 
 
-def create_app(pool: asyncpg.Pool, metrics: Metrics, liveness: Liveness) -> web.Application:
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def create_app(
+    pool: asyncpg.Pool, metrics: Metrics, liveness: Liveness, health: Health | None = None
+) -> web.Application:
+    """/healthz: the event loop runs. /readyz: JSON `{"ready", "reasons", "paused"}`, 503
+    with the reasons when the database is away or not migrated, a vendor is paused or the
+    worker is stalled (see Health). /metrics: Prometheus text."""
+    health = health or Health(stall_s=0)
+
     async def healthz(_request: web.Request) -> web.Response:
         if liveness.alive:
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "stuck"}, status=503)
 
     async def readyz(_request: web.Request) -> web.Response:
+        reasons = []
+        due = 0
         try:
             async with pool.acquire(timeout=5) as conn:
-                pending = await db.pending_migrations(conn)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            return web.json_response(
-                {"status": "database unavailable", "error": str(error)}, status=503
-            )
-        if pending:
-            return web.json_response(
-                {"status": "migrations pending", "pending": pending}, status=503
-            )
-        return web.json_response({"status": "ready"})
+                if pending := await db.pending_migrations(conn):
+                    reasons.append(f"migrations pending: {', '.join(pending)}")
+                else:
+                    due = await presence.jobs_due(conn, health.working_vendors())
+        except _DB_ERRORS as error:
+            reasons.append(f"database unavailable: {type(error).__name__}: {error}")
+        reasons += health.reasons(due)
+        body = {"ready": not reasons, "reasons": reasons, "paused": health.paused}
+        return web.json_response(body, status=503 if reasons else 200)
 
     async def metrics_view(_request: web.Request) -> web.Response:
         # serve what we have when the database is away; /readyz tells it
-        with suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        with suppress(*_DB_ERRORS):
             await metrics.refresh(pool)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

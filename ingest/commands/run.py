@@ -17,6 +17,7 @@ from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings, VidiCenterAccount
 from ingest.domain import ScopeKind, Vendor
 from ingest.errors import AuthError, IngestError, UsageError
+from ingest.health import Health
 from ingest.ledger import exports
 from ingest.metrics import Metrics
 from ingest.pipeline import Outcome
@@ -160,7 +161,6 @@ class _Service:
         self.ctx = ctx
         self.types = types
         self.metrics = metrics
-        self.pauses = Pauses(metrics)
         needs_sites = any(ctx.registry.get(t).scope_kind is ScopeKind.site for t, _ in types)
         self.accounts = [
             _Account(
@@ -179,6 +179,9 @@ class _Service:
         self.streams = list(ctx.streams) if ctx.angus is not None else []
         self.stop = anyio.Event()
         self.liveness = Liveness(max_silence_s=30.0)
+        vendors = sorted({v.value for v, _, _ in self._workers()})
+        self.health = Health(stall_s=s.stall_s, vendors=vendors)
+        self.pauses = Pauses(metrics, on_pause=self.health.pause, on_resume=self.health.resume)
 
     def _workers(self) -> list[tuple[Vendor, str, list[str]]]:
         """(vendor, who, accounts) of each claim-work group: one per VidiCenter account (each
@@ -255,7 +258,9 @@ class _Service:
         self, vendor: Vendor, who: str, accounts: list[str], ids: Sequence[int]
     ) -> None:
         loops = loops_for(self.ctx.settings, vendor)
-        state = await work_vendor(self.ctx, vendor, loops=loops, only_ids=ids, accounts=accounts)
+        state = await work_vendor(
+            self.ctx, vendor, loops=loops, only_ids=ids, accounts=accounts, health=self.health
+        )
         if state.auth_error is not None:
             self.pauses.pause(vendor, who, state.auth_error, self.ctx.settings.schedule_interval_s)
 
@@ -263,8 +268,9 @@ class _Service:
         while not self.stop.is_set():
             try:
                 await self.schedule_tick()
+                self.health.db.answered()
             except DB_DOWN as error:
-                log.warning("db.unavailable", error=f"{type(error).__name__}: {error}")
+                self.health.db.lost(error)
             await self._pause(self.ctx.settings.schedule_interval_s)
 
     async def worker_loop(self, vendor: Vendor, who: str, accounts: list[str]) -> None:
@@ -275,7 +281,12 @@ class _Service:
                 await self._pause(wait)
                 continue
             state = await work_vendor(
-                self.ctx, vendor, loops=loops_for(s, vendor), stop=self.stop, accounts=accounts
+                self.ctx,
+                vendor,
+                loops=loops_for(s, vendor),
+                stop=self.stop,
+                accounts=accounts,
+                health=self.health,
             )
             if state.auth_error is not None:
                 self.pauses.pause(vendor, who, state.auth_error, s.schedule_interval_s)
@@ -311,7 +322,7 @@ class _Service:
                 "accounts": [a.name for a in self.accounts],
             }
             if s.http_port:
-                app = create_app(self.ctx.pool, self.metrics, self.liveness)
+                app = create_app(self.ctx.pool, self.metrics, self.liveness, self.health)
                 async with serving(app, s.http_host, s.http_port) as port:
                     log.info("run.started", **started, http_port=port)
                     await anyio.sleep_forever()

@@ -12,7 +12,7 @@ from typing import Any
 
 from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
-from ingest.ledger import days, reports
+from ingest.ledger import days, exports, reports
 from ingest.ledger.jobs import Executor
 from ingest.wiring import open_pool, require_migrated
 
@@ -20,17 +20,27 @@ from ingest.wiring import open_pool, require_migrated
 async def main(args: argparse.Namespace, settings: Settings) -> int:
     async with open_pool(settings) as pool:
         await require_migrated(pool)
-        status = await collect_status(pool)
+        stale_after_s = exports.stale_after_s(settings.vidicenter_export_deadline_s)
+        status = await collect_status(pool, export_stale_after_s=stale_after_s)
     print(to_json(status) if args.json else format_status(status))
     return EXIT_DEAD if status["jobs"]["dead"] else EXIT_OK
 
 
-async def collect_status(conn: Executor, *, failures: int = 10) -> dict[str, Any]:
+async def collect_status(
+    conn: Executor,
+    *,
+    failures: int = 10,
+    export_stale_after_s: float = exports.stale_after_s(3600.0),
+) -> dict[str, Any]:
     """Job counts by status and by (vendor, data type, status), the oldest pending job,
-    the most recent failures with their reasons, and each data type's days by state."""
+    the most recent failures with their reasons, each data type's days by state, and the
+    export places held by workers that are gone (by worker)."""
     oldest = await reports.oldest_pending(conn)
     return {
         "coverage": coverage_of(await reports.coverage(conn)),
+        "orphaned_exports": await exports.orphaned_exports(
+            conn, stale_after_s=export_stale_after_s
+        ),
         "jobs": await reports.status_counts(conn),
         "by_type": await reports.counts_by_type(conn),
         "oldest_pending": reports.plain(oldest) if oldest else None,
@@ -58,6 +68,13 @@ def format_status(status: dict[str, Any]) -> str:
     if status["coverage"]:
         lines.append("")
         lines += format_coverage(status["coverage"])
+    if orphaned := status["orphaned_exports"]:
+        lines.append("")
+        lines.append(
+            f"export places held by workers that are gone: {sum(orphaned.values())} "
+            f"({', '.join(f'{w}: {n}' for w, n in orphaned.items())}); "
+            "taken until their jobs' leases run out"
+        )
     oldest = status["oldest_pending"]
     if oldest:
         created = datetime.fromisoformat(oldest["created_at"])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ingest.db import Connection
 from ingest.domain import Job
 from ingest.ledger.jobs import Executor, update_leased
+from ingest.ledger.presence import ALIVE_S
 
 
 def stale_after_s(export_deadline_s: float) -> float:
@@ -22,7 +23,6 @@ _OUT = """
     vendor = 'vidicenter' AND export_query IS NOT NULL
     AND status IN ('pending', 'running')
     AND export_reserved_at > now() - make_interval(secs => $1)
-    AND ($2::text IS NULL OR account = $2)
 """
 
 
@@ -30,7 +30,8 @@ async def exports_out(conn: Executor, *, stale_after_s: float, account: str | No
     """Exports out at the vendor for the account (None: all accounts together), by the
     rule the cap counts them with."""
     n = await conn.fetchval(
-        f"SELECT count(DISTINCT (account, export_query)) FROM ingest.jobs WHERE {_OUT}",
+        "SELECT count(DISTINCT (account, export_query)) FROM ingest.jobs"
+        f" WHERE {_OUT} AND ($2::text IS NULL OR account = $2)",
         stale_after_s,
         account,
     )
@@ -79,3 +80,24 @@ async def mark_export_started(conn: Executor, jobs: Sequence[Job]) -> None:
         " AND export_started_at IS NULL",
         [j.id for j in jobs],
     )
+
+
+async def orphaned_exports(
+    conn: Executor, *, stale_after_s: float, alive_s: float = ALIVE_S
+) -> dict[str, int]:
+    """Export places held by running jobs whose lease owner is not alive (no presence beat
+    for `alive_s`), by owner: they stay taken until the leases run out."""
+    rows = await conn.fetch(
+        f"""
+        SELECT lease_owner AS owner, count(DISTINCT (account, export_query)) AS places
+        FROM ingest.jobs j
+        WHERE {_OUT} AND status = 'running'
+          AND NOT EXISTS (
+              SELECT 1 FROM ingest.workers w
+              WHERE w.owner = j.lease_owner AND w.seen_at > now() - make_interval(secs => $2))
+        GROUP BY lease_owner ORDER BY lease_owner
+        """,
+        stale_after_s,
+        alive_s,
+    )
+    return {r["owner"]: int(r["places"]) for r in rows}

@@ -22,6 +22,7 @@ from ingest.vendors.http import (
     MAX_RETRY_WAIT_S,
     decode_json,
     error_for_status,
+    sent_once,
     snippet,
     vendor_message,
     with_retries,
@@ -289,7 +290,12 @@ class AngusClient:
             async with (
                 self._limiter,
                 self._session.request(
-                    method, url, headers=headers, json=json_body, timeout=self._timeout
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    timeout=self._timeout,
+                    middlewares=sent_once(),  # a dropped request is retried here, not unseen
                 ) as response,
             ):
                 reply = _Reply(response.status, response.headers, await response.read())

@@ -52,6 +52,30 @@ def new_session(
     )
 
 
+def sent_once() -> tuple[aiohttp.ClientMiddlewareType]:
+    """Request middleware that lets a request leave the process once.
+
+    aiohttp sends an idempotent request again, unseen, when its connection drops (there is
+    no switch for it: aio-libs/aiohttp#10790), and that second request would pass no call
+    budget. The drop goes up instead, to the caller's own retries, which pass the budget.
+    Pass a fresh one with each request: it remembers that request's first try.
+    """
+    failed: list[aiohttp.ClientError] = []
+
+    async def once(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if failed:
+            raise failed[0]
+        try:
+            return await handler(request)
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+            failed.append(error)
+            raise
+
+    return (once,)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: whole seconds or an HTTP date (GMT).
 

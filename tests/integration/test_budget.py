@@ -1,3 +1,4 @@
+import anyio
 import asyncpg
 import pytest
 
@@ -58,3 +59,50 @@ async def test_accounts_have_separate_budgets(pool: asyncpg.Pool) -> None:
     async with b.call():
         pass
     assert await pool.fetchval("SELECT count(*) FROM ingest.vendor_calls") == 2
+
+
+async def _sleep_refused(_seconds: float) -> None:
+    raise Waited
+
+
+async def test_a_call_that_timed_out_keeps_its_place_stale_s_longer(pool: asyncpg.Pool) -> None:
+    # the vendor may still be serving a call we gave up on: a new one must not open a
+    # connection beside it until the vendor could have finished with it
+    budget = CallBudget(pool, "acct", per_minute=50, at_once=1, stale_s=30, sleep=_sleep_refused)
+    with pytest.raises(TimeoutError):
+        async with budget.call():
+            raise TimeoutError
+    with pytest.raises(Waited):
+        async with budget.call():
+            pass
+    held_for = await pool.fetchval(
+        "SELECT extract(epoch FROM finished_at - clock_timestamp()) FROM ingest.vendor_calls"
+    )
+    assert 29 < held_for <= 30
+    # once the hold is over, the place is free again
+    await pool.execute("UPDATE ingest.vendor_calls SET finished_at = clock_timestamp()")
+    async with budget.call():
+        pass
+
+
+async def test_a_cancelled_call_keeps_its_place_too(pool: asyncpg.Pool) -> None:
+    budget = CallBudget(pool, "acct", per_minute=50, at_once=1, stale_s=30, sleep=_sleep_refused)
+    with anyio.CancelScope() as scope:
+        async with budget.call():
+            scope.cancel()
+            await anyio.sleep(1)
+    with pytest.raises(Waited):
+        async with budget.call():
+            pass
+
+
+async def test_a_call_whose_connection_failed_gives_its_place_back_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    # the vendor closed the connection (or it never opened): it is not serving the call
+    budget = CallBudget(pool, "acct", per_minute=50, at_once=1, stale_s=30, sleep=_sleep_refused)
+    with pytest.raises(ConnectionResetError):
+        async with budget.call():
+            raise ConnectionResetError
+    async with budget.call():
+        pass

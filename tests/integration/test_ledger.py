@@ -276,3 +276,20 @@ async def test_open_days_of_the_given_accounts_are_reopened_whatever_their_day(
         alice[1]: ("pending", True),
         bob[0]: ("done", False),  # another account's
     }
+
+
+async def test_handing_back_unheld_leases_spares_another_accounts_group(pool: asyncpg.Pool) -> None:
+    from ingest.ledger import presence
+
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        await ledger.enqueue_jobs(conn, specs(1, BOB), force=False)
+        claim = ledger.claim_batch
+        (alices,) = await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, accounts=[ALICE])
+        (bobs,) = await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, accounts=[BOB])
+        # alice's group lost the answer of a claim: it holds nothing it knows of
+        handed = await presence.hand_back_unheld(
+            conn, Vendor.vidicenter, "w", held=[], accounts=[ALICE]
+        )
+    assert handed == [alices.id]
+    assert await statuses(pool) == {alices.id: "pending", bobs.id: "running"}
