@@ -3,6 +3,7 @@
 from ingest.commands.run import Pauses
 from ingest.domain import Vendor
 from ingest.errors import AuthError
+from ingest.health import Health
 from ingest.metrics import Metrics
 
 ALICE, BOB = "v.example/alice", "v.example/bob"
@@ -46,3 +47,11 @@ async def test_a_pause_that_is_over_is_lifted_when_next_asked_and_the_health_hea
     assert pauses.reasons() == {}
     assert sample(metrics, "ingest_vendor_paused", ALICE) == 0
     assert sample(metrics, "ingest_vendor_pauses_total", ALICE) == 1
+
+
+def test_a_vendor_with_a_paused_account_is_not_judged_stalled_for_its_waiting_jobs() -> None:
+    health = Health(stall_s=900, vendors=["vidicenter", "angus"])
+    health.pause(f"vidicenter:{ALICE}", "refused")
+    assert health.working_vendors() == ["angus"]
+    health.resume(f"vidicenter:{ALICE}")
+    assert health.working_vendors() == ["vidicenter", "angus"]
