@@ -88,10 +88,12 @@ async def orphaned_exports(
     """Export places held by running jobs whose lease owner is not alive (no presence beat
     for `alive_s`), by owner: they stay taken until the leases run out."""
     rows = await conn.fetch(
-        f"""
+        """
         SELECT lease_owner AS owner, count(DISTINCT (account, export_query)) AS places
         FROM ingest.jobs j
-        WHERE {_OUT} AND status = 'running'
+        -- out at the vendor by the cap's rule (_OUT), and held by a lease
+        WHERE vendor = 'vidicenter' AND export_query IS NOT NULL AND status = 'running'
+          AND export_reserved_at > now() - make_interval(secs => $1)
           AND NOT EXISTS (
               SELECT 1 FROM ingest.workers w
               WHERE w.owner = j.lease_owner AND w.seen_at > now() - make_interval(secs => $2))

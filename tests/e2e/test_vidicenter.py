@@ -269,7 +269,10 @@ async def test_the_vendors_limits_hold_while_two_backfills_work_36_jobs(
 
 
 async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Process]) -> None:
-    """Wait until a job is done while another's export runs at the vendor, between calls."""
+    """Wait until a job is done while another's export runs at the vendor, between calls.
+
+    One of the backfills may be over by then (its jobs all done); the other is at work.
+    """
     async with asyncio.timeout(30):
         while True:
             row = await pool.fetchrow(
@@ -285,7 +288,7 @@ async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Proces
             assert row is not None
             if row["done"] and row["out"] and not row["calling"]:
                 return
-            assert all(p.returncode is None for p in procs), "a backfill ended before the kill"
+            assert any(p.returncode is None for p in procs), "both backfills ended before the kill"
             await asyncio.sleep(0.02)
 
 
@@ -301,9 +304,11 @@ async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the
         procs = [await start_ingest(env, *args, cwd=tmp_path) for args in commands]
         await _kill_moment(pool, procs)
         for proc in procs:
-            proc.kill()
-        for proc in procs:
-            assert (await finish(proc)).code == -9
+            if proc.returncode is None:
+                proc.kill()
+        codes = [(await finish(proc)).code for proc in procs]
+        # killed, or over before the kill with every job done
+        assert -9 in codes and set(codes) <= {-9, 0}, codes
         out_at_kill = {
             r["export_query"]
             for r in await pool.fetch(
