@@ -6,15 +6,34 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from typing import NoReturn
 
 import anyio
+import asyncpg
 
 from ingest import __version__
-from ingest.commands import EXIT_USAGE, backfill, demo, jobs, migrate, run, simulate, status
+from ingest.commands import (
+    EXIT_DEAD,
+    EXIT_USAGE,
+    backfill,
+    demo,
+    jobs,
+    migrate,
+    run,
+    simulate,
+    status,
+)
 from ingest.config import Settings, load_settings
 from ingest.datatypes import REGISTRY, OptionKind, Registry
 from ingest.domain import JobStatus, Vendor
-from ingest.errors import ConfigError, MigrationError, UsageError
+from ingest.errors import (
+    AuthError,
+    ConfigError,
+    IngestError,
+    MigrationError,
+    UsageError,
+    VendorRejected,
+)
 from ingest.logs import configure_logging
 from ingest.progress import PROGRESS_EVERY_S
 from ingest.simulator.config import add_arguments as add_simulator_arguments
@@ -68,8 +87,20 @@ def _names(value: str) -> list[str]:
     return items
 
 
+# What the user can set right: bad usage, configuration, credentials, a scope the vendor
+# does not know. Exit 2, one line. Any other failure of the command: exit 1, one line.
+USER_ERRORS = (ConfigError, UsageError, MigrationError, AuthError, VendorRejected)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage block is in `--help`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ingest: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ingest",
         description="Keeps PostgreSQL in step with Quividi VidiCenter and Angus.ai audience data.",
     )
@@ -91,11 +122,14 @@ def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_backfill(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], registry: Registry
-) -> None:
+def _add_backfill(sub: argparse._SubParsersAction[Parser], registry: Registry) -> None:
     bf = sub.add_parser("backfill", help="enqueue and work a range of days for one vendor")
     bf.add_argument("--vendor", required=True, choices=["vidicenter", "angus"])
+    bf.add_argument(
+        "--account",
+        metavar="HOST/USER",
+        help="the VidiCenter account, when several are configured (e.g. vidicenter.quividi.com/me)",
+    )
     bf.add_argument("--data-type", help="VidiCenter data type (viewers, ots, gate, ...)")
     bf.add_argument(
         "--resolution",
@@ -130,7 +164,7 @@ def _add_backfill(
     )
 
 
-def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_jobs(sub: argparse._SubParsersAction[Parser]) -> None:
     jobs_parser = sub.add_parser("jobs", help="list, retry or cancel jobs of the ledger")
     actions = jobs_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     helps = {
@@ -152,10 +186,24 @@ def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             )
 
 
-def _fail(error: Exception) -> int:
-    for line in str(error).splitlines():
+def _fail(error: object, code: int = EXIT_USAGE) -> int:
+    for line in str(error).splitlines() or [type(error).__name__]:
         print(f"ingest: {line}", file=sys.stderr)
-    return EXIT_USAGE
+    return code
+
+
+def _failed(error: Exception) -> int:
+    """The exit status and one line for a command's failure; a bug goes on up."""
+    leaf: BaseException = error
+    while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+        leaf = leaf.exceptions[0]
+    if isinstance(leaf, USER_ERRORS):
+        return _fail(leaf)
+    if isinstance(leaf, IngestError):  # the vendor failed the command (its jobs keep their own)
+        return _fail(leaf, EXIT_DEAD)
+    if isinstance(leaf, OSError | asyncpg.PostgresError):
+        return _fail(f"{type(leaf).__name__}: {leaf}", EXIT_DEAD)
+    raise error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     try:
         return anyio.run(COMMANDS[args.command], args, settings)
-    except (ConfigError, UsageError, MigrationError) as error:
-        return _fail(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        return _failed(error)

@@ -8,7 +8,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ingest.errors import ConfigError
@@ -32,7 +39,7 @@ class LogFormat(StrEnum):
 
 
 class AngusStream(BaseModel):
-    """One Angus.ai stream's credentials."""
+    """One Angus.ai stream's credentials; the stream (its client_id) is its account."""
 
     username: str
     client_id: str
@@ -56,6 +63,72 @@ def _split_ints(value: Any) -> Any:
         parts = [p.strip() for p in value.split(",") if p.strip()]
         return parts
     return value
+
+
+def vidicenter_https(value: str) -> str:
+    """A VidiCenter base URL without its trailing slash; ValueError unless https (or loopback)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://vidicenter.quividi.com")
+    if parts.scheme != "https" and not is_loopback(parts.hostname):
+        raise ValueError(
+            "must be https:// (a plain-http call revokes the token); "
+            "http:// is accepted only for a loopback host"
+        )
+    return value.rstrip("/")
+
+
+def location_list(value: Any) -> Any:
+    """Comma-separated location ids (or a list of them), or `all`."""
+    items = _split_ints(value)
+    if isinstance(items, list) and [str(i) for i in items] == ["all"]:
+        return ["all"]
+    if not isinstance(items, list):
+        raise ValueError("must be comma-separated location ids (1,2,3) or 'all'")
+    for item in items:
+        if isinstance(item, bool) or not str(item).isdigit():
+            raise ValueError("must be comma-separated location ids (1,2,3) or 'all'")
+    return [str(int(i)) for i in items]
+
+
+def vidicenter_account_name(url: str, username: str) -> str:
+    """A VidiCenter account's name: the base URL's host and the user (`host/user`)."""
+    return f"{(urlsplit(url).hostname or '').lower()}/{username}"
+
+
+class VidiCenterAccount(BaseModel):
+    """One VidiCenter account: where, who, its token and the locations to keep."""
+
+    url: str = "https://vidicenter.quividi.com"
+    username: str
+    token: SecretStr
+    locations: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        return vidicenter_https(value)
+
+    @field_validator("username")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("locations", mode="before")
+    @classmethod
+    def _locations(cls, value: Any) -> Any:
+        return location_list(value)
+
+    @property
+    def name(self) -> str:
+        """The account as jobs, rows, budgets and export places name it: `host/user`."""
+        return vidicenter_account_name(self.url, self.username)
+
+    @property
+    def all_locations(self) -> bool:
+        return self.locations == ["all"]
 
 
 class Settings(BaseSettings):
@@ -135,6 +208,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["viewers:1h", "ots:1h"],
         description="what `ingest run` keeps up to date: DATA_TYPE:RESOLUTION pairs",
     )
+    vidicenter_accounts: Annotated[list[VidiCenterAccount], NoDecode] = Field(
+        default_factory=list,
+        description='more VidiCenter accounts, a JSON list of {"url", "username", "token", '
+        '"locations"} (secrets); each has its own budget and export cap',
+    )
 
     # --- Angus.ai -----------------------------------------------------------------------
     angus_console_url: str = Field(
@@ -203,11 +281,17 @@ class Settings(BaseSettings):
         le=366,
         description="`ingest run` keeps this many days before today up to date",
     )
-    schedule_reingest_days: int = Field(
-        default=2,
+    settle_s: float = Field(
+        default=3600.0,
         ge=0,
-        le=31,
-        description="closed days ingested again (force_rebuild) to pick up late uploads",
+        description="a day is final once every location has uploaded this many seconds past "
+        "its end (Angus: once it has ended this long ago)",
+    )
+    upload_silence_s: float = Field(
+        default=259200.0,
+        gt=0,
+        description="a location that has not uploaded for this long is reported and no longer "
+        "holds its days open",
     )
     shutdown_grace_s: float = Field(
         default=30.0,
@@ -241,15 +325,7 @@ class Settings(BaseSettings):
     @field_validator("vidicenter_url")
     @classmethod
     def _vidicenter_https(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://vidicenter.quividi.com")
-        if parts.scheme != "https" and not is_loopback(parts.hostname):
-            raise ValueError(
-                "must be https:// (a plain-http call revokes the token); "
-                "http:// is accepted only for a loopback host"
-            )
-        return value.rstrip("/")
+        return vidicenter_https(value)
 
     @field_validator("angus_console_url", "angus_data_url")
     @classmethod
@@ -269,25 +345,27 @@ class Settings(BaseSettings):
     @field_validator("vidicenter_locations", mode="before")
     @classmethod
     def _locations(cls, value: Any) -> Any:
-        items = _split_ints(value)
-        if items == ["all"]:
-            return items
-        for item in items:
-            if not str(item).isdigit():
-                raise ValueError("must be comma-separated location ids (1,2,3) or 'all'")
-        return [str(int(i)) for i in items]
+        return location_list(value)
 
     @field_validator("angus_streams", mode="before")
     @classmethod
     def _streams(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return json.loads(value) if value.strip() else []
-            except json.JSONDecodeError:
-                raise ValueError(
-                    'must be a JSON list of {"username", "client_id", "access_token"} objects'
-                ) from None
-        return value
+        return _json_list(value, '{"username", "client_id", "access_token"}')
+
+    @field_validator("vidicenter_accounts", mode="before")
+    @classmethod
+    def _accounts(cls, value: Any) -> Any:
+        return _json_list(value, '{"url", "username", "token", "locations"}')
+
+    @model_validator(mode="after")
+    def _accounts_once(self) -> Settings:
+        names = [a.name for a in self.vidicenter_account_list]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"INGEST_VIDICENTER_ACCOUNTS: account {twice[0]} is configured twice")
+        streams = [s.client_id for s in self.angus_streams]
+        if twice := sorted({n for n in streams if streams.count(n) > 1}):
+            raise ValueError(f"INGEST_ANGUS_STREAMS: stream {twice[0]} is configured twice")
+        return self
 
     @field_validator("angus_metrics", mode="before")
     @classmethod
@@ -316,8 +394,33 @@ class Settings(BaseSettings):
 
     # --- derived ------------------------------------------------------------------------
     @property
+    def vidicenter_account_list(self) -> list[VidiCenterAccount]:
+        """Every VidiCenter account: the single-account variables' (when set), then
+        INGEST_VIDICENTER_ACCOUNTS."""
+        first = []
+        if self.vidicenter_username and self.vidicenter_token:
+            first.append(
+                VidiCenterAccount(
+                    url=self.vidicenter_url,
+                    username=self.vidicenter_username,
+                    token=self.vidicenter_token,
+                    locations=self.vidicenter_locations,
+                )
+            )
+        return first + list(self.vidicenter_accounts)
+
+    def locations_variable(self, account: VidiCenterAccount) -> str:
+        """Where the account's locations are configured, for messages."""
+        single = self.vidicenter_username and self.vidicenter_token
+        if single and account.name == vidicenter_account_name(
+            self.vidicenter_url, str(self.vidicenter_username)
+        ):
+            return "INGEST_VIDICENTER_LOCATIONS"
+        return f"INGEST_VIDICENTER_ACCOUNTS ({account.name}) locations"
+
+    @property
     def vidicenter_configured(self) -> bool:
-        return bool(self.vidicenter_username and self.vidicenter_token)
+        return bool(self.vidicenter_account_list)
 
     @property
     def angus_configured(self) -> bool:
@@ -330,9 +433,19 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
         values = [s.access_token.get_secret_value() for s in self.angus_streams]
+        values += [a.token.get_secret_value() for a in self.vidicenter_accounts]
         if self.vidicenter_token is not None:
             values.append(self.vidicenter_token.get_secret_value())
         return [v for v in values if v]
+
+
+def _json_list(value: Any, shape: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            raise ValueError(f"must be a JSON list of {shape} objects") from None
+    return value
 
 
 def format_validation_error(error: ValidationError) -> list[str]:
@@ -343,6 +456,9 @@ def format_validation_error(error: ValidationError) -> list[str]:
         name = ENV_PREFIX + str(loc[0]).upper() if loc else "configuration"
         where = "" if len(loc) <= 1 else " (" + ".".join(str(p) for p in loc[1:]) + ")"
         message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
+        if not loc and message.startswith(ENV_PREFIX):  # a check across variables names its own
+            lines.append(message)
+            continue
         lines.append(f"{name}{where}: {message}")
     return lines
 

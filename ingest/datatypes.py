@@ -31,6 +31,7 @@ class Fill(StrEnum):
     """Where the normalizer takes a column's value from."""
 
     payload = "payload"  # the vendor's key `Column.source` of the row
+    account = "account"  # the job's account (`host/user`): location ids are per account
     time_resolution = "time_resolution"  # the request's time_resolution
     scope = "scope"  # the request's scope, e.g. 'locations:1,2,3'
     extrapolation_amount = "extrapolation_amount"  # the request's amount; '' when left empty
@@ -66,7 +67,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     # Natural key for upserts (aggregated tables); None for finest tables (slice-replaced).
     key: tuple[str, ...] | None
-    # Finest tables: a (slice_column, day) slice is deleted and re-inserted as a whole.
+    # Finest tables: an (account, slice_column, day) slice is deleted and re-inserted whole.
     slice_column: str | None
     child: TableSpec | None = None
     child_source: str | None = None  # the parent row's key holding the child rows
@@ -85,6 +86,10 @@ class TableSpec:
                 raise ValueError(f"table {self.name!r}: key column {name!r} is not a column")
         if (self.child is None) != (self.child_source is None):
             raise ValueError(f"table {self.name!r}: child and child_source go together")
+        if self.parent_column is None and "account" not in (self.key or ("account",)):
+            raise ValueError(f"table {self.name!r}: the natural key must include the account")
+        if self.parent_column is None and self.account_column != "account":
+            raise ValueError(f"table {self.name!r}: rows must name their account (ACCOUNT_COLUMN)")
 
     @property
     def qualified_name(self) -> str:
@@ -93,6 +98,11 @@ class TableSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    @property
+    def account_column(self) -> str | None:
+        """The column naming the rows' account (None for a child table: its parent has it)."""
+        return next((c.name for c in self.columns if c.fill is Fill.account), None)
 
     @property
     def scope_column(self) -> str | None:
@@ -203,6 +213,8 @@ class DataType:
 
 # --- building blocks ------------------------------------------------------------------
 
+# every table's rows name their account: location ids are per account
+ACCOUNT_COLUMN: Final = Column("account", "text", nullable=False, fill=Fill.account)
 _LOCATION = Column("location_id", "bigint", nullable=False)
 _SITE = Column("site_id", "bigint", nullable=False)
 _PERIOD = Column("period_start", "timestamp", nullable=False)
@@ -233,8 +245,8 @@ def _reals(names: str) -> tuple[Column, ...]:
 def _aggregated(name: str, scope: Column, *columns: Column, key: Iterable[str] = ()) -> TableSpec:
     return TableSpec(
         name,
-        (scope, _RESOLUTION, _PERIOD, *columns, _EXTRA),
-        key=(scope.name, "time_resolution", "period_start", *key),
+        (scope, _RESOLUTION, _PERIOD, *columns, ACCOUNT_COLUMN, _EXTRA),
+        key=("account", scope.name, "time_resolution", "period_start", *key),
         slice_column=None,
     )
 
@@ -242,15 +254,18 @@ def _aggregated(name: str, scope: Column, *columns: Column, key: Iterable[str] =
 def _extrapolated(name: str, *columns: Column) -> TableSpec:
     return TableSpec(
         name,
-        (_SCOPE, _AMOUNT, _RESOLUTION, _PERIOD, *columns, _EXTRA),
-        key=("scope", "extrapolation_amount", "time_resolution", "period_start"),
+        (_SCOPE, _AMOUNT, _RESOLUTION, _PERIOD, *columns, ACCOUNT_COLUMN, _EXTRA),
+        key=("account", "scope", "extrapolation_amount", "time_resolution", "period_start"),
         slice_column=None,
     )
 
 
 def _finest(name: str, *columns: Column, period: Column = _PERIOD) -> TableSpec:
     return TableSpec(
-        name, (_LOCATION, period, *columns, _EXTRA), key=None, slice_column="location_id"
+        name,
+        (_LOCATION, period, *columns, ACCOUNT_COLUMN, _EXTRA),
+        key=None,
+        slice_column="location_id",
     )
 
 

@@ -123,7 +123,11 @@ def export_sources(scopes: Sequence[Scope]) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What a job asks for: one scope, one day."""
+    """What a job asks for: one scope, one day, of one account.
+
+    The account is a VidiCenter account's `host/user`, or the Angus stream (its client_id,
+    which is what an Angus spec takes when given none).
+    """
 
     vendor: Vendor
     data_type: str
@@ -131,6 +135,15 @@ class JobSpec:
     scope: Scope
     day: date
     params: dict[str, Any] = field(default_factory=dict)
+    account: str = ""
+
+    def __post_init__(self) -> None:
+        if self.vendor is Vendor.angus:
+            if self.account and self.account != self.scope.id:
+                raise ValueError(f"an Angus job's account is its stream, not {self.account!r}")
+            object.__setattr__(self, "account", self.scope.id)
+        elif not self.account:
+            raise ValueError("a VidiCenter job names its account")
 
 
 @dataclass(frozen=True)
@@ -149,3 +162,4 @@ class Job:
     export_query: str | None
     export_started: bool
     export_rebuilds: int = 0
+    account: str = ""  # the VidiCenter account's host/user, or the Angus stream

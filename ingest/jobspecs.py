@@ -15,10 +15,15 @@ from ingest.errors import UsageError
 MAX_DAYS = 3660
 
 
-def days_between(first: date, last: date) -> list[date]:
-    """Every day from `first` to `last`, inclusive."""
+def days_between(first: date, last: date, *, today: date | None = None) -> list[date]:
+    """Every day from `first` to `last`, inclusive; a day after `today` is refused (its
+    data does not exist yet: loading it would only store placeholders)."""
     if last < first:
         raise UsageError(f"--to ({last}) is before --from ({first})")
+    if today is not None and last > today:
+        raise UsageError(
+            f"--to: {last} is after today ({today}); a day can be ingested once it has begun"
+        )
     n = (last - first).days + 1
     if n > MAX_DAYS:
         raise UsageError(f"--from/--to: at most {MAX_DAYS} days at once, got {n}")
@@ -68,10 +73,12 @@ def scopes_for(
 def vidicenter_specs(
     req: VidiCenterRequest,
     *,
+    account: str,
     location_ids: Sequence[str] = (),
     site_ids: Sequence[str] = (),
 ) -> list[JobSpec]:
-    """One job per scope per day; the scopes resolved by the caller as the type needs them."""
+    """One job per scope per day of the account; the scopes resolved by the caller as the
+    type needs them."""
     params = request_params(req)
     scopes = scopes_for(req, location_ids=location_ids, site_ids=site_ids)
     if not scopes:
@@ -80,7 +87,7 @@ def vidicenter_specs(
             "or set INGEST_VIDICENTER_LOCATIONS"
         )
     return [
-        JobSpec(Vendor.vidicenter, req.data_type.name, req.resolution, scope, day, params)
+        JobSpec(Vendor.vidicenter, req.data_type.name, req.resolution, scope, day, params, account)
         for day in req.days
         for scope in scopes
     ]

@@ -118,17 +118,21 @@ async def _replace_finest(
     chunks: Iterable[NormalizedExport],
     scope_ids: Sequence[int],
     day: date,
+    account: str,
 ) -> Loaded:
-    assert table.slice_column is not None
+    assert table.slice_column is not None and table.account_column is not None
     start = datetime.combine(day, time.min)
     end = start + timedelta(days=1)
     target = table.qualified_name
+    # the slice is the account's: another account's location of the same id is not touched
     await conn.execute(
-        f"DELETE FROM {target} WHERE {_ident(table.slice_column)} = ANY($1::bigint[])"
+        f"DELETE FROM {target} WHERE {_ident(table.account_column)} = $4"
+        f" AND {_ident(table.slice_column)} = ANY($1::bigint[])"
         " AND period_start >= $2 AND period_start < $3",
         list(scope_ids),
         start,
         end,
+        account,
     )
     loaded = Loaded()
     if table.child is not None:
@@ -190,11 +194,12 @@ async def load_export(
     *,
     scope_ids: Sequence[int],
     day: date,
+    account: str,
 ) -> Loaded:
-    """Store one export, given as slices of normalized rows: upsert aggregated rows, or
-    replace the finest slices of (scope id, day)."""
+    """Store one export of the account, given as slices of normalized rows: upsert
+    aggregated rows, or replace the finest slices of (account, scope id, day)."""
     if table.key is None:
-        return await _replace_finest(conn, table, chunks, scope_ids, day)
+        return await _replace_finest(conn, table, chunks, scope_ids, day, account)
     start = datetime.combine(day, time.min)
     end = start + timedelta(days=1)
     loaded = Loaded()

@@ -7,6 +7,7 @@ they survive restarts and agree across replicas).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, Final
 
@@ -29,7 +30,13 @@ DEFAULT_EXPORT_STALE_AFTER_S: Final = exports.stale_after_s(3600.0)
 class Metrics:
     """The worker's metrics; the ledger's gauges are refreshed at each scrape."""
 
-    def __init__(self, *, export_stale_after_s: float = DEFAULT_EXPORT_STALE_AFTER_S) -> None:
+    def __init__(
+        self,
+        *,
+        export_stale_after_s: float = DEFAULT_EXPORT_STALE_AFTER_S,
+        accounts: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """`accounts`: each vendor's accounts, whose pause series start at zero."""
         self.export_stale_after_s = export_stale_after_s
         self.registry = CollectorRegistry()
         r = self.registry
@@ -56,8 +63,8 @@ class Metrics:
         )
         self.newest_complete_day = Gauge(
             "ingest_newest_complete_day_timestamp_seconds",
-            "UTC midnight starting the newest day all of whose jobs are done.",
-            ["vendor", "data_type"],
+            "UTC midnight starting the newest day all of whose jobs are done and final.",
+            ["vendor", "account", "data_type"],
             registry=r,
         )
         # --- what this process saw
@@ -89,14 +96,14 @@ class Metrics:
         )
         self.vendor_paused_gauge = Gauge(
             "ingest_vendor_paused",
-            "1 while work for the vendor is paused (credentials refused), else 0.",
-            ["vendor"],
+            "1 while work for the vendor account is paused (credentials refused), else 0.",
+            ["vendor", "account"],
             registry=r,
         )
         self.vendor_pauses = Counter(
             "ingest_vendor_pauses",
-            "Times work for the vendor was paused.",
-            ["vendor"],
+            "Times work for the vendor account was paused.",
+            ["vendor", "account"],
             registry=r,
         )
         self.calls = Counter(
@@ -111,11 +118,12 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 30, 60, 120),
             registry=r,
         )
-        self._paused: dict[str, bool] = {}
+        self._paused: dict[tuple[str, str], bool] = {}
         for vendor in VENDORS:
             # present from the start, so that dashboards and rate() see zeros, not gaps
-            self.vendor_paused_gauge.labels(vendor).set(0)
-            self.vendor_pauses.labels(vendor)
+            for account in (accounts or {}).get(vendor, ()):
+                self.vendor_paused_gauge.labels(vendor, account).set(0)
+                self.vendor_pauses.labels(vendor, account)
             self.job_duration.labels(vendor)
             for status in JOB_STATUSES:
                 self.jobs.labels(vendor, status).set(0)
@@ -154,12 +162,12 @@ class Metrics:
             raise ValueError(f"failure outcome {outcome!r}: expected retry or dead")
         self.failures.labels(vendor, outcome, reason).inc(n)
 
-    def vendor_paused(self, vendor: str, paused: bool) -> None:
-        """The vendor's work is paused (or resumed); each pause is counted once."""
-        if paused and not self._paused.get(vendor, False):
-            self.vendor_pauses.labels(vendor).inc()
-        self._paused[vendor] = paused
-        self.vendor_paused_gauge.labels(vendor).set(1 if paused else 0)
+    def vendor_paused(self, vendor: str, paused: bool, account: str = "") -> None:
+        """The vendor account's work is paused (or resumed); each pause is counted once."""
+        if paused and not self._paused.get((vendor, account), False):
+            self.vendor_pauses.labels(vendor, account).inc()
+        self._paused[(vendor, account)] = paused
+        self.vendor_paused_gauge.labels(vendor, account).set(1 if paused else 0)
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Counts every vendor call by host and status (or `error`)."""
@@ -198,8 +206,10 @@ class Metrics:
         for vendor, at in success.items():
             self.last_success.labels(vendor).set(at)
         self.newest_complete_day.clear()
-        for (vendor, data_type), day in complete.items():
-            self.newest_complete_day.labels(vendor, data_type).set(gauges.day_start_timestamp(day))
+        for (vendor, account, data_type), day in complete.items():
+            self.newest_complete_day.labels(vendor, account, data_type).set(
+                gauges.day_start_timestamp(day)
+            )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

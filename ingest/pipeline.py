@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,8 @@ from ingest.loader import load_export, upsert_records
 from ingest.normalize import angus as angus_normalize
 from ingest.normalize.vidicenter import normalize_chunks
 from ingest.policy import Action, Decision, RetryPolicy, decide
+from ingest.schedule import angus_day_final, final_by_silence, vidicenter_day_final
+from ingest.topology import Fleet
 from ingest.vendors.vidicenter import export_query
 
 log = structlog.get_logger(__name__)
@@ -36,6 +38,10 @@ class ExportSource(Protocol):
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]: ...
+
+
+class FleetSource(Protocol):
+    async def fleet(self) -> Fleet: ...  # the account's locations and their last uploads
 
 
 class EntitySource(Protocol):
@@ -73,10 +79,13 @@ class Context:
     owner: str
     policy: RetryPolicy
     registry: Registry = REGISTRY
-    vidicenter: ExportSource | None = None
+    # each configured VidiCenter account's client, and its fleet (for completeness)
+    vidicenter: Mapping[str, ExportSource] = field(default_factory=dict)
+    fleets: Mapping[str, FleetSource] = field(default_factory=dict)
     angus: EntitySource | None = None
     streams: Mapping[str, AngusStream] = field(default_factory=dict)
     on_outcome: Callable[[str, Outcome], None] | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def export_stale_after_s(self) -> float:
@@ -201,25 +210,69 @@ async def _take_export_place(ctx: Context, jobs: Sequence[Job], query: str) -> b
     return False
 
 
-async def _fetch_export(ctx: Context, jobs: Sequence[Job], query: str) -> dict[str, Any]:
-    """Start (or resume) the export and poll it until it is finished."""
-    assert ctx.vidicenter is not None
+def _client(ctx: Context, account: str) -> ExportSource:
+    client = ctx.vidicenter.get(account)
+    if client is None:
+        raise TerminalError(f"VidiCenter account {account!r} is not configured")
+    return client
+
+
+async def _fetch_export(
+    ctx: Context, jobs: Sequence[Job], query: str, *, rebuild: bool = False
+) -> dict[str, Any]:
+    """Start (or resume) the export and poll it until it is finished; `rebuild` asks for
+    a new build even when the jobs were not forced."""
     first = jobs[0]
 
     async def started() -> None:
         async with ctx.pool.acquire() as conn:
             await ledger.mark_export_started(conn, jobs)
 
-    return await ctx.vidicenter.run_export(
-        query, force=first.force and not first.export_started, on_started=started
+    return await _client(ctx, first.account).run_export(
+        query, force=(first.force or rebuild) and not first.export_started, on_started=started
     )
 
 
+def _long_final(ctx: Context, jobs: Sequence[Job]) -> bool:
+    """True when the jobs' days are so old that they are final whatever the uploads."""
+    s = ctx.settings
+    now = ctx.now()
+    return all(
+        final_by_silence(j.day, now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
+        for j in jobs
+    )
+
+
+async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
+    """The jobs whose day the vendor does not have whole yet, asked before the export is
+    built: every location it covers (but the silent ones) has uploaded past the day's
+    end plus the settle margin, or the job stays open."""
+    s = ctx.settings
+    now = ctx.now()
+    if _long_final(ctx, jobs):
+        return set()  # days this old are final: no need to ask the vendor
+    source = ctx.fleets.get(jobs[0].account)
+    if source is None:
+        return {j.id for j in jobs}
+    fleet = await source.fleet()
+    return {
+        j.id
+        for j in jobs
+        if not vidicenter_day_final(
+            j.day,
+            fleet.last_uploads(fleet.covered(j.scope)),
+            now=now,
+            settle_s=s.settle_s,
+            silence_s=s.upload_silence_s,
+        )
+    }
+
+
 async def _load_export_rows(
-    ctx: Context, jobs: Sequence[Job], dt: DataType, payload: dict[str, Any]
+    ctx: Context, jobs: Sequence[Job], dt: DataType, payload: dict[str, Any], open_ids: set[int]
 ) -> int:
     """Normalize the rows, load them and mark the jobs done, in one transaction; each job
-    is credited with its own scope's rows."""
+    is credited with its own scope's rows, and those of `open_ids` stay open."""
     first = jobs[0]
     table = table_for(dt, first.time_resolution)
     chunks = normalize_chunks(
@@ -228,19 +281,22 @@ async def _load_export_rows(
         payload["data"],
         scope=first.scope.encode(),
         extrapolation_amount=first.params.get("extrapolation_amount"),
+        account=first.account,
     )
     extrapolated = dt.scope_kind is ScopeKind.extrapolated
     wanted = {} if extrapolated else {int(j.scope.id): j.id for j in jobs}
     async with ctx.pool.acquire() as conn, conn.transaction():
-        loaded = await load_export(conn, table, chunks, scope_ids=list(wanted), day=first.day)
+        loaded = await load_export(
+            conn, table, chunks, scope_ids=list(wanted), day=first.day, account=first.account
+        )
         if extrapolated:
             rows_by_job = {first.id: loaded.rows}
         else:
             if stray := sorted(set(loaded.by_scope) - set(wanted)):
                 raise BadPayload(f"the export has rows for scopes not asked for: {stray[:5]}")
             rows_by_job = {job_id: loaded.by_scope.get(sid, 0) for sid, job_id in wanted.items()}
-        await ledger.mark_done(conn, rows_by_job, owner=ctx.owner)
-    log.info("job.done", rows=loaded.rows, table=table.qualified_name)
+        await ledger.mark_done(conn, rows_by_job, owner=ctx.owner, open_ids=open_ids)
+    log.info("job.done", rows=loaded.rows, table=table.qualified_name, open=len(open_ids) or None)
     return loaded.rows
 
 
@@ -250,14 +306,22 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     try:
         dt = ctx.registry.get(first.data_type)
         query = _query_of(ctx, jobs, dt)
+        rebuild = False
         if first.export_query is None:
+            open_ids = await _open_jobs(ctx, jobs)
+            # an earlier try may have had the export built while the day was still open:
+            # the vendor would serve that build again; a final day needs a new one
+            retried = any(j.attempts > 1 for j in jobs)
+            rebuild = retried and len(open_ids) < len(jobs) and not _long_final(ctx, jobs)
             if not await _take_export_place(ctx, jobs, query):
                 return Outcome(released=len(jobs))
         else:
+            # built before this worker knew the uploads: taken as open, refreshed later
+            open_ids = {j.id for j in jobs}
             log.info("export.resumed")
         async with _heartbeat(ctx, jobs) as watch:
-            payload = await _fetch_export(ctx, jobs, query)
-            rows = await _load_export_rows(ctx, jobs, dt, payload)
+            payload = await _fetch_export(ctx, jobs, query, rebuild=rebuild)
+            rows = await _load_export_rows(ctx, jobs, dt, payload, open_ids)
         if watch.lost:
             return Outcome()
         return Outcome(
@@ -288,6 +352,7 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
         if stream is None:
             raise TerminalError(f"stream {job.scope.id} is not in INGEST_ANGUS_STREAMS")
         start, end = day_window(job.day, s.day_timezone)
+        final = angus_day_final(job.day, tz=s.day_timezone, now=ctx.now(), settle_s=s.settle_s)
         async with _heartbeat(ctx, jobs) as watch:
             pages = await ctx.angus.fetch_entities(
                 stream,
@@ -308,7 +373,9 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
                     key=("stream", "time_bucket", "period_start"),
                     records=records,
                 )
-                await ledger.mark_done(conn, {job.id: n}, owner=ctx.owner)
+                await ledger.mark_done(
+                    conn, {job.id: n}, owner=ctx.owner, open_ids=() if final else (job.id,)
+                )
         if watch.lost:
             return Outcome()
         log.info("job.done", rows=n, table="angus.entities")

@@ -1,13 +1,14 @@
-"""Pure: which jobs `ingest run` keeps up to date, and when a done day is due again.
+"""Pure: which jobs `ingest run` keeps up to date, when a done day is due again, and
+when a day is final (the vendor has all of it).
 
 Time is an argument; nothing here reads the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ingest.datatypes import REGISTRY, Registry, request_params, table_for
@@ -36,20 +37,12 @@ def parse_schedule(entries: Sequence[str], registry: Registry = REGISTRY) -> lis
     return pairs
 
 
-def refresh_rule(
-    day: date, today: date, now: datetime, *, interval_s: float, reingest_days: int
-) -> datetime | None:
-    """When a done job of `day` is stale.
+def refresh_rule(now: datetime, *, interval_s: float) -> datetime:
+    """When a done job that is still open (its day not final) is stale: once per interval.
 
-    Today is still open: it is ingested again once per interval. A closed day within
-    `reingest_days` is ingested again once per calendar day, to pick up late uploads.
-    Older days are left as they are.
+    A done job whose day was final when it was fetched is never due again (unless forced).
     """
-    if day >= today:
-        return now - timedelta(seconds=interval_s)
-    if (today - day).days <= reingest_days:
-        return datetime.combine(today, time.min, tzinfo=now.tzinfo)
-    return None
+    return now - timedelta(seconds=interval_s)
 
 
 def due_jobs(
@@ -57,8 +50,8 @@ def due_jobs(
     *,
     tz: str,
     lookback_days: int,
-    reingest_days: int,
     interval_s: float,
+    account: str = "",
     vidicenter_types: Sequence[tuple[str, str]] = (),
     locations: Sequence[str] = (),
     sites: Sequence[str] = (),
@@ -66,12 +59,13 @@ def due_jobs(
     angus_resolution: str = "by_hour",
     registry: Registry = REGISTRY,
 ) -> list[Scheduled]:
-    """Every job `ingest run` keeps for the days from today back over the look-back."""
+    """Every job `ingest run` keeps for the days from today back over the look-back: the
+    VidiCenter types of `account` (its locations and sites), and the Angus streams."""
     today = now.astimezone(ZoneInfo(tz)).date()
     days = [today - timedelta(days=i) for i in range(lookback_days, -1, -1)]
+    rule = refresh_rule(now, interval_s=interval_s)
     out: list[Scheduled] = []
     for day in days:
-        rule = refresh_rule(day, today, now, interval_s=interval_s, reingest_days=reingest_days)
         for name, resolution in vidicenter_types:
             dt = registry.get(name)
             params = request_params(dt, resolution, {})  # every option at its default
@@ -82,7 +76,9 @@ def due_jobs(
             else:
                 scopes = [Scope.request({"locations": locations})] if locations else []
             out += [
-                Scheduled(JobSpec(Vendor.vidicenter, name, resolution, s, day, params), rule)
+                Scheduled(
+                    JobSpec(Vendor.vidicenter, name, resolution, s, day, params, account), rule
+                )
                 for s in scopes
             ]
         out += [
@@ -92,3 +88,59 @@ def due_jobs(
             for s in streams
         ]
     return out
+
+
+# --- completeness -----------------------------------------------------------------------
+
+
+def vidicenter_day_end(day: date) -> datetime:
+    """The end of a VidiCenter day as its export asks for it: the next midnight, on the
+    vendor's own clock (naive, as `period_start` and `last_upload_timestamp` come)."""
+    return datetime.combine(day + timedelta(days=1), time.min)
+
+
+def vendor_clock(now: datetime) -> datetime:
+    """`now` as the vendor's naive timestamps are read: UTC without a time zone."""
+    return now.astimezone(UTC).replace(tzinfo=None)
+
+
+def is_silent(last_upload: datetime | None, now: datetime, *, silence_s: float) -> bool:
+    """A location is silent when it has never uploaded, or not for `silence_s` seconds.
+
+    A silent location is reported and holds no day open: whatever it uploads later is
+    only picked up by a forced backfill.
+    """
+    if last_upload is None:
+        return True
+    return last_upload < vendor_clock(now) - timedelta(seconds=silence_s)
+
+
+def vidicenter_day_final(
+    day: date,
+    last_uploads: Iterable[datetime | None],
+    *,
+    now: datetime,
+    settle_s: float,
+    silence_s: float,
+) -> bool:
+    """True when every location (but the silent ones) has uploaded past the day's end plus
+    `settle_s`: an export built from now on holds the whole day."""
+    final_after = vidicenter_day_end(day) + timedelta(seconds=settle_s)
+    return all(
+        upload >= final_after
+        for upload in last_uploads
+        if upload is not None and not is_silent(upload, now, silence_s=silence_s)
+    )
+
+
+def final_by_silence(day: date, *, now: datetime, settle_s: float, silence_s: float) -> bool:
+    """True when the day is final whatever the uploads: it ended (plus the margin) longer
+    than `silence_s` ago, so every location has either uploaded past it or fallen silent."""
+    end = vidicenter_day_end(day) + timedelta(seconds=settle_s)
+    return end <= vendor_clock(now) - timedelta(seconds=silence_s)
+
+
+def angus_day_final(day: date, *, tz: str, now: datetime, settle_s: float) -> bool:
+    """True once the day (in `tz`) has ended `settle_s` seconds ago."""
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(tz))
+    return now >= end + timedelta(seconds=settle_s)

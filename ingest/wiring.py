@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -17,18 +18,25 @@ import structlog
 
 from ingest import db
 from ingest.budget import CallBudget
-from ingest.config import Settings
+from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, Registry
 from ingest.errors import ConfigError
+from ingest.ledger import accounts
+from ingest.ledger.fleets import FleetStore
 from ingest.metrics import Metrics
 from ingest.pipeline import Context, Outcome
 from ingest.policy import RetryPolicy
+from ingest.topology import UploadWatch
 from ingest.vendors.angus import AngusClient
 from ingest.vendors.http import new_session
 from ingest.vendors.vidicenter import VidiCenterClient
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+# how old an account's list of last uploads may be when a job asks whether its day is
+# final: one call in five minutes per account, and an older list only keeps days open
+FLEET_MAX_AGE_S = 300.0
 
 
 def worker_id() -> str:
@@ -77,6 +85,34 @@ async def require_migrated(pool: asyncpg.Pool) -> None:
         )
 
 
+async def hand_over_unassigned(
+    conn: db.Connection, settings: Settings, registry: Registry = REGISTRY
+) -> str | None:
+    """Give the VidiCenter jobs and rows from before accounts to the one configured
+    VidiCenter account; returns what was done (None: nothing to do).
+
+    With no VidiCenter account they wait; with several, which one owns them cannot be
+    told: ConfigError, one line.
+    """
+    names = [a.name for a in settings.vidicenter_account_list]
+    if len(names) == 1:
+        done = await accounts.assign_unassigned(conn, names[0], registry)
+        if done.any:
+            log.info("accounts.handed_over", account=names[0], jobs=done.jobs, rows=done.rows)
+            return f"{done.describe()} from before accounts handed to {names[0]}"
+        return None
+    found = await accounts.unassigned(conn, registry)
+    if not found.any:
+        return None
+    if not names:
+        return f"{found.describe()} from before accounts wait for a VidiCenter account"
+    raise ConfigError(
+        f"INGEST_VIDICENTER_ACCOUNTS: the database holds {found.describe()} from before "
+        f"accounts, and {len(names)} VidiCenter accounts are configured: run `ingest migrate` "
+        "once with only the account that owns them"
+    )
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.job_max_attempts,
@@ -88,10 +124,12 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 @dataclass(frozen=True)
 class Wired:
-    """The pipeline context, and the concrete VidiCenter client for topology calls."""
+    """The pipeline context, and each VidiCenter account's concrete client and fleet (by
+    account name) for topology calls."""
 
     ctx: Context
-    vidicenter: VidiCenterClient | None
+    vidicenter: dict[str, VidiCenterClient]
+    fleets: dict[str, UploadWatch]
 
 
 @asynccontextmanager
@@ -105,25 +143,41 @@ async def open_context(
     on_poll_wait: Callable[[float], None] | None = None,
     registry: Registry = REGISTRY,
 ) -> AsyncIterator[Wired]:
-    """A pipeline context with a client for every configured vendor, for the block's life.
+    """A pipeline context with a client for every configured vendor account, for the
+    block's life.
 
     `on_budget_wait(account, seconds)` and `on_poll_wait(seconds)` hear of every wait for
     the call budget and between export polls, as the metrics do (a backfill's progress).
     """
     traces = [metrics.trace_config()] if metrics is not None else None
     async with AsyncExitStack() as stack:
-        vidicenter = None
-        angus = None
-        if settings.vidicenter_configured:
-            session = await stack.enter_async_context(
-                new_session(
-                    max_connections=settings.vidicenter_max_connections,
-                    timeout_s=settings.http_timeout_s,
-                    trace_configs=traces,
+        vidicenter: dict[str, VidiCenterClient] = {}
+        waits = _Waits(metrics, on_budget_wait, on_poll_wait)
+        # the vendor counts connections per IP: accounts on one host share a session
+        sessions: dict[str, aiohttp.ClientSession] = {}
+        for account in settings.vidicenter_account_list:
+            host = urlsplit(account.url).netloc
+            if host not in sessions:
+                sessions[host] = await stack.enter_async_context(
+                    new_session(
+                        max_connections=settings.vidicenter_max_connections,
+                        timeout_s=settings.http_timeout_s,
+                        trace_configs=traces,
+                    )
                 )
+            client = _vidicenter_client(settings, account, pool, sessions[host], waits)
+            vidicenter[account.name] = client
+        fleets = {
+            name: UploadWatch(
+                client,
+                account=name,
+                max_age_s=FLEET_MAX_AGE_S,
+                silence_s=settings.upload_silence_s,
+                store=FleetStore(pool),
             )
-            waits = _Waits(metrics, on_budget_wait, on_poll_wait)
-            vidicenter = _vidicenter_client(settings, pool, session, waits)
+            for name, client in vidicenter.items()
+        }
+        angus = None
         if settings.angus_configured:
             session = await stack.enter_async_context(
                 new_session(
@@ -148,12 +202,13 @@ async def open_context(
             owner=worker_id(),
             policy=retry_policy(settings),
             registry=registry,
-            vidicenter=vidicenter,
+            vidicenter=dict(vidicenter),
+            fleets=fleets,
             angus=angus,
             streams={s.client_id: s for s in settings.angus_streams},
             on_outcome=on_outcome,
         )
-        yield Wired(ctx, vidicenter)
+        yield Wired(ctx, vidicenter, fleets)
 
 
 @dataclass(frozen=True)
@@ -179,14 +234,14 @@ class _Waits:
 
 def _vidicenter_client(
     settings: Settings,
+    account: VidiCenterAccount,
     pool: asyncpg.Pool,
     session: aiohttp.ClientSession,
     waits: _Waits,
 ) -> VidiCenterClient:
-    assert settings.vidicenter_username and settings.vidicenter_token
     budget = CallBudget(
         pool,
-        f"vidicenter:{settings.vidicenter_username}",
+        f"vidicenter:{account.name}",
         per_minute=settings.vidicenter_calls_per_minute,
         at_once=settings.vidicenter_max_connections,
         # a call cannot be in flight longer than its timeout: a killed worker's calls stop
@@ -198,9 +253,10 @@ def _vidicenter_client(
     )
     return VidiCenterClient(
         session,
-        base_url=settings.vidicenter_url,
-        username=settings.vidicenter_username,
-        token=settings.vidicenter_token,
+        base_url=account.url,
+        username=account.username,
+        token=account.token,
+        account=account.name,
         budget=budget,
         retries=settings.http_retries,
         poll_initial_s=settings.vidicenter_poll_initial_s,

@@ -86,9 +86,11 @@ async def _hand_back_when_db_answers(
         return
 
 
-async def _next_wait(ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None) -> float | None:
+async def _next_wait(
+    ctx: Context, vendor: Vendor, only_ids: Sequence[int] | None, accounts: Sequence[str] | None
+) -> float | None:
     """Seconds until a job may be claimable; None when the given jobs are all finished."""
-    open_jobs, wait = await ledger.next_claimable_in(ctx.pool, vendor, only_ids)
+    open_jobs, wait = await ledger.next_claimable_in(ctx.pool, vendor, only_ids, accounts)
     if only_ids is not None and open_jobs == 0:
         return None
     if wait is None:
@@ -104,11 +106,12 @@ async def _loop(
     *,
     only_ids: Sequence[int] | None,
     stop: anyio.Event,
+    accounts: Sequence[str] | None,
 ) -> None:
     db_wait = 1.0
     while not stop.is_set() and state.auth_error is None:
         try:
-            jobs = await _claim(ctx, vendor, state, only_ids)
+            jobs = await _claim(ctx, vendor, state, only_ids, accounts)
             health.db.answered()
             db_wait = 1.0
             if jobs:
@@ -119,7 +122,7 @@ async def _loop(
                 if released:  # no export place free: let the others go first
                     await anyio.sleep(1.0)
                 continue
-            wait = await _next_wait(ctx, vendor, only_ids)
+            wait = await _next_wait(ctx, vendor, only_ids, accounts)
             if wait is None:
                 return
             if only_ids is None and wait <= 0.05:
@@ -129,7 +132,12 @@ async def _loop(
                 await stop.wait()
         except AuthError as error:
             state.auth_error = error
-            log.error("vendor.credentials_refused", vendor=vendor.value, error=str(error))
+            log.error(
+                "vendor.credentials_refused",
+                vendor=vendor.value,
+                accounts=list(accounts or []),
+                error=str(error),
+            )
             return
         except DB_DOWN as error:
             health.db.lost(error)
@@ -140,7 +148,11 @@ async def _loop(
 
 
 async def _claim(
-    ctx: Context, vendor: Vendor, state: VendorState, only_ids: Sequence[int] | None
+    ctx: Context,
+    vendor: Vendor,
+    state: VendorState,
+    only_ids: Sequence[int] | None,
+    accounts: Sequence[str] | None,
 ) -> list[Job]:
     """Claim a batch and note it as held; first, after a claim whose answer was lost, hand
     back the leases this process holds without knowing it."""
@@ -158,6 +170,7 @@ async def _claim(
                 lease_s=ctx.settings.job_lease_s,
                 max_batch=max_batch(ctx, vendor),
                 only_ids=only_ids,
+                accounts=accounts,
             )
         state.held.update(j.id for j in jobs)
         return jobs
@@ -219,20 +232,23 @@ async def work_vendor(
     only_ids: Sequence[int] | None = None,
     stop: anyio.Event | None = None,
     health: Health | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> VendorState:
-    """Run `loops` claim-work loops for the vendor: over the given jobs until each is done
-    or dead, or over the whole queue until `stop` is set. The worker's presence is beaten
-    meanwhile; `health` hears of its progress and of the database's outages."""
+    """Run `loops` claim-work loops for the vendor's jobs of the given accounts (None:
+    any): over the given jobs until each is done or dead, or over the whole queue until
+    `stop` is set. The worker's presence is beaten meanwhile; `health` hears of its
+    progress and of the database's outages."""
     state = VendorState()
     stop = stop or anyio.Event()
     health = health or Health(stall_s=ctx.settings.stall_s, vendors=[vendor.value])
+    loop = partial(
+        _loop, ctx, vendor, state, health, only_ids=only_ids, stop=stop, accounts=accounts
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(partial(_presence, ctx, vendor, health))
         async with anyio.create_task_group() as work:
             for _ in range(loops):
-                work.start_soon(
-                    partial(_loop, ctx, vendor, state, health, only_ids=only_ids, stop=stop)
-                )
+                work.start_soon(loop)
         if state.unsure:  # stopping: leave no lease behind that a lost answer hid
             with anyio.move_on_after(5), suppress(*DB_DOWN):
                 await presence.hand_back_unheld(ctx.pool, vendor, ctx.owner, state.held)

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.abc
@@ -18,7 +19,7 @@ import structlog
 
 from ingest import ledger
 from ingest.commands import EXIT_DEAD, EXIT_INTERRUPTED, EXIT_OK
-from ingest.config import Settings
+from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, DataType, Registry
 from ingest.domain import SOURCE_KINDS, JobSpec, ScopeKind, Vendor
 from ingest.errors import UsageError
@@ -34,7 +35,13 @@ from ingest.ledger.jobs import Executor
 from ingest.pipeline import Context
 from ingest.progress import BackfillResult, Progress, shown_while, summary
 from ingest.topology import resolve_scope
-from ingest.wiring import Wired, open_context, open_pool, require_migrated
+from ingest.wiring import (
+    Wired,
+    hand_over_unassigned,
+    open_context,
+    open_pool,
+    require_migrated,
+)
 from ingest.worker import DB_DOWN, loops_for, work_vendor
 
 log = structlog.get_logger(__name__)
@@ -42,7 +49,8 @@ log = structlog.get_logger(__name__)
 
 async def main(args: argparse.Namespace, settings: Settings, registry: Registry = REGISTRY) -> int:
     vendor = Vendor(args.vendor)
-    days = days_between(args.first, args.last)
+    today = datetime.now(UTC).astimezone(ZoneInfo(settings.day_timezone)).date()
+    days = days_between(args.first, args.last, today=today)
     # every usage error is found before any I/O
     plan: _Plan = (
         _vidicenter_plan(args, settings, days, registry)
@@ -52,6 +60,8 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
     progress = Progress()
     async with open_pool(settings) as pool:
         await require_migrated(pool)
+        async with pool.acquire() as conn:
+            await hand_over_unassigned(conn, settings, registry)
         async with open_context(
             settings,
             pool,
@@ -72,6 +82,11 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
 
 
 class _Plan:
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts whose jobs the backfill works."""
+        raise NotImplementedError
+
     async def specs(self, wired: Wired) -> list[JobSpec]:
         raise NotImplementedError
 
@@ -80,19 +95,29 @@ class _Plan:
 class _VidiCenterPlan(_Plan):
     request: VidiCenterRequest
     default_locations: Sequence[str] | None  # None: every active location
+    account: str = ""
+    default_from: str = "INGEST_VIDICENTER_LOCATIONS"  # where the default locations are set
+
+    @property
+    def accounts(self) -> list[str]:
+        return [self.account]
 
     async def specs(self, wired: Wired) -> list[JobSpec]:
         req = self.request
-        if req.data_type.scope_kind is ScopeKind.extrapolated:
-            return vidicenter_specs(req)
-        assert wired.vidicenter is not None
+        client = wired.vidicenter[self.account]
+        # every location, site and tag named is checked: an unknown one is a usage error
         ids = await resolve_scope(
-            wired.vidicenter,
+            client,
             req.sources,
             req.data_type.scope_kind,
             default_locations=self.default_locations,
+            account=self.account,
+            default_from=self.default_from,
+            watch=wired.fleets.get(self.account),
         )
-        return vidicenter_specs(req, location_ids=ids, site_ids=ids)
+        if req.data_type.scope_kind is ScopeKind.extrapolated:
+            return vidicenter_specs(req, account=self.account)
+        return vidicenter_specs(req, account=self.account, location_ids=ids, site_ids=ids)
 
 
 @dataclass(frozen=True)
@@ -101,16 +126,34 @@ class _AngusPlan(_Plan):
     resolution: str
     days: Sequence[date]
 
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.streams)
+
     async def specs(self, wired: Wired) -> list[JobSpec]:
         return angus_specs(self.streams, self.resolution, self.days)
 
 
-def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry) -> DataType:
-    if not settings.vidicenter_configured:
+def vidicenter_account(name: str | None, settings: Settings) -> VidiCenterAccount:
+    """The account a VidiCenter command works for: the one named, or the only one."""
+    configured = settings.vidicenter_account_list
+    if not configured:
         raise UsageError(
-            "INGEST_VIDICENTER_USERNAME and INGEST_VIDICENTER_TOKEN must be set "
-            "to backfill VidiCenter"
+            "INGEST_VIDICENTER_USERNAME and INGEST_VIDICENTER_TOKEN (or "
+            "INGEST_VIDICENTER_ACCOUNTS) must be set to backfill VidiCenter"
         )
+    names = ", ".join(a.name for a in configured)
+    if name is None:
+        if len(configured) > 1:
+            raise UsageError(f"--account: {len(configured)} accounts are configured ({names})")
+        return configured[0]
+    found = next((a for a in configured if a.name == name), None)
+    if found is None:
+        raise UsageError(f"--account: {name} is not configured; configured: {names}")
+    return found
+
+
+def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry) -> DataType:
     if not args.data_type:
         raise UsageError("--data-type is required with --vendor vidicenter")
     try:
@@ -122,15 +165,16 @@ def _data_type(args: argparse.Namespace, settings: Settings, registry: Registry)
 def _vidicenter_plan(
     args: argparse.Namespace, settings: Settings, days: Sequence[date], registry: Registry
 ) -> _VidiCenterPlan:
+    account = vidicenter_account(args.account, settings)
     dt = _data_type(args, settings, registry)
+    where = settings.locations_variable(account)
     sources = {kind: getattr(args, kind) for kind in SOURCE_KINDS if getattr(args, kind)}
     if not sources and dt.scope_kind is ScopeKind.extrapolated:
-        if settings.vidicenter_all_locations or not settings.vidicenter_locations:
+        if account.all_locations or not account.locations:
             raise UsageError(
-                "extrapolated types need --locations, --sites or tags "
-                "(or a list in INGEST_VIDICENTER_LOCATIONS)"
+                f"extrapolated types need --locations, --sites or tags (or a list in {where})"
             )
-        sources = {"locations": list(settings.vidicenter_locations)}
+        sources = {"locations": list(account.locations)}
     req = VidiCenterRequest(
         data_type=dt,
         resolution=args.resolution or dt.default_resolution,
@@ -139,8 +183,8 @@ def _vidicenter_plan(
         options={o.name: getattr(args, o.name) for o in registry.options()},
     )
     request_params(req)  # refuse a bad option or resolution before any I/O
-    default = None if settings.vidicenter_all_locations else settings.vidicenter_locations
-    return _VidiCenterPlan(req, default)
+    default = None if account.all_locations else account.locations
+    return _VidiCenterPlan(req, default, account.name, where)
 
 
 def _angus_plan(
@@ -148,7 +192,12 @@ def _angus_plan(
 ) -> _AngusPlan:
     if not settings.angus_configured:
         raise UsageError("INGEST_ANGUS_STREAMS must be set to backfill Angus")
-    vidicenter_only = ["data_type", *SOURCE_KINDS, *(o.name for o in registry.options())]
+    vidicenter_only = [
+        "data_type",
+        "account",
+        *SOURCE_KINDS,
+        *(o.name for o in registry.options()),
+    ]
     for name in vidicenter_only:
         if getattr(args, name):
             raise UsageError(f"--{name.replace('_', '-')} does not apply to --vendor angus")
@@ -175,7 +224,9 @@ async def _work_shown(
     async def work() -> str | None:
         async def plan_and_work() -> None:
             specs = await plan.specs(wired)
-            await run_backfill(ctx, vendor, specs, force=args.force, progress=progress)
+            await run_backfill(
+                ctx, vendor, specs, force=args.force, progress=progress, accounts=plan.accounts
+            )
 
         return await until_signal(plan_and_work)
 
@@ -239,19 +290,34 @@ async def enqueue(
 
 
 async def run_backfill(
-    ctx: Context, vendor: Vendor, specs: Sequence[JobSpec], *, force: bool, progress: Progress
+    ctx: Context,
+    vendor: Vendor,
+    specs: Sequence[JobSpec],
+    *,
+    force: bool,
+    progress: Progress,
+    accounts: Sequence[str] | None = None,
 ) -> None:
-    """Enqueue the specs' jobs and work them until each is done or dead."""
+    """Enqueue the specs' jobs and work them (of `accounts`, None: every account of the
+    specs) until each is done or dead.
+
+    Credentials refused: the untried jobs stay pending (a later run with the right
+    credentials does them) and the AuthError goes up, to end the command in one line.
+    """
+    if accounts is None:
+        accounts = sorted({s.account for s in specs})
     ids = await enqueue(ctx, vendor, specs, force=force)
     progress.begin(ids, await reports.run_state(ctx.pool, ids))
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_when_finished, ctx.pool, ids, progress, stop)
         loops = loops_for(ctx.settings, vendor)
-        state = await work_vendor(ctx, vendor, loops=loops, only_ids=ids, stop=stop)
+        state = await work_vendor(
+            ctx, vendor, loops=loops, only_ids=ids, stop=stop, accounts=accounts
+        )
         tg.cancel_scope.cancel()
     if state.auth_error is not None:
-        await ledger.give_up_untried(ctx.pool, ids, f"not tried: {state.auth_error}")
+        raise state.auth_error
 
 
 async def _stop_when_finished(

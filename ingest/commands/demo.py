@@ -15,15 +15,16 @@ from pydantic import SecretStr
 
 from ingest import db, ledger
 from ingest.commands import EXIT_DEAD, EXIT_OK
-from ingest.config import AngusStream, Settings
+from ingest.config import AngusStream, Settings, vidicenter_account_name
 from ingest.datatypes import FINEST, DataType, OptionKind, Registry
 from ingest.domain import JobSpec, Vendor
+from ingest.errors import ConfigError
 from ingest.jobspecs import VidiCenterRequest, angus_specs, vidicenter_specs
-from ingest.ledger import reports
+from ingest.ledger import accounts, reports
 from ingest.pipeline import Context
 from ingest.simulator import RunningSimulator, SimConfig, run_simulator
 from ingest.topology import fleet_of
-from ingest.wiring import open_context, open_pool
+from ingest.wiring import open_connection, open_context, open_pool
 from ingest.worker import loops_for, work_vendor
 
 DEMO_DAYS = 3
@@ -55,13 +56,34 @@ def demo_specs(
     locations: Sequence[str],
     sites: Sequence[str],
     streams: Sequence[str],
+    account: str,
 ) -> list[JobSpec]:
-    """The days of every VidiCenter data type and of every Angus stream."""
+    """The days of every VidiCenter data type (of the account) and of every Angus stream."""
     specs: list[JobSpec] = []
     for dt, resolution, options in demo_requests(registry):
         req = VidiCenterRequest(dt, resolution, days, {"locations": locations}, options)
-        specs += vidicenter_specs(req, location_ids=locations, site_ids=sites)
+        specs += vidicenter_specs(req, account=account, location_ids=locations, site_ids=sites)
     return specs + angus_specs(streams, "by_hour", days)
+
+
+def demo_accounts(sim_config: SimConfig) -> tuple[str, list[str]]:
+    """The demo's VidiCenter account (the simulator's user on the loopback host) and its
+    Angus streams: the only accounts whose data a database the demo writes to may hold."""
+    vidicenter = vidicenter_account_name("http://127.0.0.1", sim_config.vidicenter_username)
+    return vidicenter, [s["client_id"] for s in sim_config.angus_streams]
+
+
+async def refuse_real_data(settings: Settings, sim_config: SimConfig) -> None:
+    """ConfigError (one line) when the database holds another account's jobs or rows;
+    nothing is written before this check, not even a migration."""
+    vidicenter, streams = demo_accounts(sim_config)
+    async with open_connection(settings) as conn:
+        found = await accounts.foreign_data(conn, vidicenter=[vidicenter], streams=streams)
+    if found is not None:
+        raise ConfigError(
+            f"INGEST_DATABASE_URL: the demo writes simulated data, and this database holds "
+            f"real data ({found}); point INGEST_DATABASE_URL at a database of its own"
+        )
 
 
 async def main(_args: argparse.Namespace, settings: Settings) -> int:
@@ -70,6 +92,7 @@ async def main(_args: argparse.Namespace, settings: Settings) -> int:
     sim_config = SimConfig(
         build_seconds=0.3, finest_rows_per_hour=40, calls_per_minute=DEMO_CALLS_PER_MINUTE
     )
+    await refuse_real_data(settings, sim_config)
     async with run_simulator(sim_config) as sim:
         demo = _demo_settings(settings, sim, sim_config)
         print(f"simulator serving at {sim.url}; database {_safe_url(settings.database_url)}")
@@ -78,13 +101,18 @@ async def main(_args: argparse.Namespace, settings: Settings) -> int:
                 applied = await db.migrate(conn)
             print(f"migrations applied: {len(applied)}")
             async with open_context(demo, pool) as wired:
-                assert wired.vidicenter is not None
-                fleet = await fleet_of(wired.vidicenter)
+                ((account, client),) = wired.vidicenter.items()
+                fleet = await fleet_of(client)
                 today = datetime.now(UTC).date()
                 days = [today - timedelta(days=n) for n in range(DEMO_DAYS, 0, -1)]
                 sites = fleet.sites_of(fleet.locations)
                 specs = demo_specs(
-                    wired.ctx.registry, days, fleet.locations, sites, list(wired.ctx.streams)
+                    wired.ctx.registry,
+                    days,
+                    fleet.locations,
+                    sites,
+                    list(wired.ctx.streams),
+                    account,
                 )
                 _announce(wired.ctx, specs, days, fleet.locations)
                 ids = await _work(wired.ctx, specs)
@@ -102,6 +130,8 @@ def _demo_settings(settings: Settings, sim: RunningSimulator, config: SimConfig)
             "vidicenter_url": sim.url,
             "vidicenter_username": config.vidicenter_username,
             "vidicenter_token": SecretStr(config.vidicenter_token),
+            "vidicenter_locations": ["all"],
+            "vidicenter_accounts": [],
             "angus_console_url": sim.url,
             "angus_data_url": sim.url,
             "angus_streams": [AngusStream.model_validate(s) for s in config.angus_streams],

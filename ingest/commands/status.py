@@ -12,7 +12,7 @@ from typing import Any
 
 from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
-from ingest.ledger import exports, reports
+from ingest.ledger import days, exports, reports
 from ingest.ledger.jobs import Executor
 from ingest.wiring import open_pool, require_migrated
 
@@ -47,6 +47,7 @@ async def collect_status(
         "recent_failures": [
             reports.plain(r) for r in await reports.recent_failures(conn, limit=failures)
         ],
+        "open_days": [o.as_json() for o in await days.open_days(conn)],
     }
 
 
@@ -91,7 +92,25 @@ def format_status(status: dict[str, Any]) -> str:
                 f"  job {f['id']} {f['vendor']} {f['data_type']} {f['scope']} {f['day']} "
                 f"[{f['status']}, {f['attempts']} tries]: {f['last_error']}"
             )
+    lines += format_open_days(status["open_days"])
     return "\n".join(lines)
+
+
+def format_open_days(open_days: list[dict[str, Any]]) -> list[str]:
+    """The days loaded before the vendor had all of them, per data type: `ingest run`
+    loads them again until they are final."""
+    if not open_days:
+        return []
+    lines = ["", "days not final yet (loaded before the vendor had all of them; `ingest run`"]
+    lines.append("loads them again until they are):")
+    for o in open_days:
+        more = f" and {o['count'] - len(o['days'])} more" if o["count"] > len(o["days"]) else ""
+        lines.append(
+            f"  {o['vendor']} {o['account']} {o['data_type']}: {o['count']} day(s): "
+            + ", ".join(o["days"])
+            + more
+        )
+    return lines
 
 
 def to_json(status: dict[str, Any]) -> str:

@@ -2,7 +2,10 @@
 
 - `jobs`: enqueue, schedule, claim (SKIP LOCKED + lease), heartbeat, finish, record a
   failure's decision, hand back;
-- `exports`: the account's export places, counted from the ledger;
+- `exports`: each account's export places, counted from the ledger;
+- `accounts`: jobs and rows from before accounts, and another account's data;
+- `days`: the open days, not final yet;
+- `fleets`: each account's listed locations, shared by every process;
 - `reports`: read-only counts and summaries for commands, status and metrics.
 """
 
@@ -20,6 +23,7 @@ from ingest.ledger.jobs import (
     params_json,
     record_decision,
     release_jobs,
+    reopen_open_jobs,
     schedule_jobs,
 )
 from ingest.ledger.reports import job_counts
@@ -40,6 +44,7 @@ __all__ = [
     "params_json",
     "record_decision",
     "release_jobs",
+    "reopen_open_jobs",
     "reserve_export",
     "schedule_jobs",
 ]

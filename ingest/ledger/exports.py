@@ -1,5 +1,5 @@
-"""The account's export places: counted from the ledger, so the cap holds across
-processes and restarts."""
+"""Each VidiCenter account's export places: counted from the ledger, so the cap holds
+across processes and restarts."""
 
 from __future__ import annotations
 
@@ -23,13 +23,17 @@ _OUT = """
     vendor = 'vidicenter' AND export_query IS NOT NULL
     AND status IN ('pending', 'running')
     AND export_reserved_at > now() - make_interval(secs => $1)
+    AND ($2::text IS NULL OR account = $2)
 """
 
 
-async def exports_out(conn: Executor, *, stale_after_s: float) -> int:
-    """Exports out at the vendor, by the rule the cap counts them with."""
+async def exports_out(conn: Executor, *, stale_after_s: float, account: str | None = None) -> int:
+    """Exports out at the vendor for the account (None: all accounts together), by the
+    rule the cap counts them with."""
     n = await conn.fetchval(
-        f"SELECT count(DISTINCT export_query) FROM ingest.jobs WHERE {_OUT}", stale_after_s
+        f"SELECT count(DISTINCT (account, export_query)) FROM ingest.jobs WHERE {_OUT}",
+        stale_after_s,
+        account,
     )
     return int(n)
 
@@ -43,14 +47,17 @@ async def reserve_export(
     max_exports: int,
     stale_after_s: float,
 ) -> bool:
-    """Take one of the account's export places for `query`; False when all are out.
+    """Take one of the jobs' account's export places for `query`; False when all are out.
 
-    Counted under an advisory lock: an export whose jobs are pending or running still
-    runs at the vendor.
+    Counted under an advisory lock of the account: an export whose jobs are pending or
+    running still runs at the vendor.
     """
+    account = jobs[0].account
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.vidicenter.exports'))")
-        if await exports_out(conn, stale_after_s=stale_after_s) >= max_exports:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ingest.vidicenter.exports:' || $1))", account
+        )
+        if await exports_out(conn, stale_after_s=stale_after_s, account=account) >= max_exports:
             return False
         await update_leased(
             conn,

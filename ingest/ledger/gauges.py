@@ -28,23 +28,24 @@ async def last_success(conn: Reader) -> dict[str, float]:
     return {r["vendor"]: r["at"].timestamp() for r in rows}
 
 
-async def newest_complete_days(conn: Reader) -> dict[tuple[str, str], date]:
-    """Per (vendor, data type), the newest day all of whose jobs are done.
+async def newest_complete_days(conn: Reader) -> dict[tuple[str, str, str], date]:
+    """Per (vendor, account, data type), the newest day all of whose jobs are done and
+    final (the vendor had the whole day when it was fetched).
 
-    A day with one job pending, running or dead is not complete; a data type without a
-    complete day is absent.
+    A day with one job pending, running, dead or still open is not complete; a data type
+    without a complete day is absent.
     """
     rows = await conn.fetch(
         """
-        SELECT vendor, data_type, max(day) AS day FROM (
-            SELECT vendor, data_type, day FROM ingest.jobs
-            GROUP BY vendor, data_type, day
-            HAVING bool_and(status = 'done')
+        SELECT vendor, account, data_type, max(day) AS day FROM (
+            SELECT vendor, account, data_type, day FROM ingest.jobs
+            GROUP BY vendor, account, data_type, day
+            HAVING bool_and(status = 'done' AND complete)
         ) complete
-        GROUP BY vendor, data_type
+        GROUP BY vendor, account, data_type
         """
     )
-    return {(r["vendor"], r["data_type"]): r["day"] for r in rows}
+    return {(r["vendor"], r["account"], r["data_type"]): r["day"] for r in rows}
 
 
 def day_start_timestamp(day: date) -> float:

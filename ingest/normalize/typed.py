@@ -23,9 +23,9 @@ from ingest.errors import BadPayload
 _NO_EXTRA = "{}"
 _INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
-# (structs, time_resolution, scope, extrapolation_amount) -> records, or None when a row
-# needs the careful path (a time zone offset, a NUL character)
-Converter = Callable[[list[Any], str, str, str], list[tuple[object, ...]] | None]
+# (structs, account, time_resolution, scope, extrapolation_amount) -> records, or None when
+# a row needs the careful path (a time zone offset, a NUL character)
+Converter = Callable[[list[Any], str, str, str, str], list[tuple[object, ...]] | None]
 
 
 class _Careful(Exception):
@@ -104,7 +104,7 @@ def converter(table: TableSpec) -> Converter:
         values.append(value)
     source = "\n".join(
         [
-            "def convert(rows, time_resolution, scope, extrapolation_amount):",
+            "def convert(rows, account, time_resolution, scope, extrapolation_amount):",
             "    records = []",
             "    append = records.append",
             "    try:",

@@ -47,9 +47,9 @@ from ingest.normalize import typed
 
 _Convert = Callable[[object], object]  # one value
 _Record = tuple[object, ...]
-# (rows, careful(index, row), time_resolution, scope, extrapolation_amount) → records
+# (rows, careful(index, row), account, time_resolution, scope, extrapolation_amount) → records
 _RowsConverter = Callable[
-    [list[object], Callable[[int, object], _Record], str, str, str], list[_Record]
+    [list[object], Callable[[int, object], _Record], str, str, str, str], list[_Record]
 ]
 
 _INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
@@ -104,11 +104,13 @@ def normalize_export(
     scope: str,
     extrapolation_amount: str | None = None,
     first_row: int = 0,
+    account: str = "",
 ) -> NormalizedExport:
     """The records of an export's `data` for the table of (dt, resolution).
 
     `scope` and `extrapolation_amount` (None = left empty = '') fill the columns of the
-    same name of extrapolated tables; `resolution` fills `time_resolution`. BadPayload if
+    same name of extrapolated tables; `resolution` fills `time_resolution`, `account` the
+    `account` column of every table that has one. BadPayload if
     `data` is not a list of objects of the documented shape; ValueError if the data type
     does not offer the resolution. `first_row` is the index of data[0] in the whole
     export, for error messages when `data` is a slice of it.
@@ -117,6 +119,7 @@ def normalize_export(
     if not isinstance(data, list):
         raise BadPayload(f"the export's data: expected a list of rows, got {_show(data)}")
     fills = {
+        Fill.account: account,
         Fill.time_resolution: resolution,
         Fill.scope: scope,
         Fill.extrapolation_amount: extrapolation_amount or "",
@@ -150,6 +153,7 @@ def normalize_chunks(
     scope: str,
     extrapolation_amount: str | None = None,
     chunk_rows: int = 20_000,
+    account: str = "",
 ) -> Iterator[NormalizedExport]:
     """The records of `normalize_export`, a slice of rows at a time.
 
@@ -166,7 +170,7 @@ def normalize_chunks(
             amount = extrapolation_amount or ""
             for start in range(0, len(rows), chunk_rows):
                 part = rows[start : start + chunk_rows]
-                records = convert(part, resolution, scope, amount)
+                records = convert(part, account, resolution, scope, amount)
                 if records is None:  # a row for the careful path: the dict path takes the slice
                     yield normalize_export(
                         dt,
@@ -175,6 +179,7 @@ def normalize_chunks(
                         scope=scope,
                         extrapolation_amount=extrapolation_amount,
                         first_row=start,
+                        account=account,
                     )
                 else:
                     yield NormalizedExport(TableRows(table, records))
@@ -193,6 +198,7 @@ def normalize_chunks(
             scope=scope,
             extrapolation_amount=extrapolation_amount,
             first_row=start,
+            account=account,
         )
 
 
@@ -214,7 +220,7 @@ class _Bound:
     """A table's converters with the request's values filled in, once per export."""
 
     plan: _Plan
-    fills: tuple[str, str, str]  # time_resolution, scope, extrapolation_amount
+    fills: tuple[str, str, str, str]  # account, time_resolution, scope, extrapolation_amount
     careful: tuple[tuple[str, _Convert], ...]  # (key, converter) per column
 
 
@@ -230,7 +236,12 @@ def _plan(table: TableSpec) -> _Plan:
 
 
 def _bind(plan: _Plan, fills: Mapping[Fill, str]) -> _Bound:
-    values = (fills[Fill.time_resolution], fills[Fill.scope], fills[Fill.extrapolation_amount])
+    values = (
+        fills[Fill.account],
+        fills[Fill.time_resolution],
+        fills[Fill.scope],
+        fills[Fill.extrapolation_amount],
+    )
     careful = tuple(
         (column.source, convert)
         if convert is not None
@@ -424,7 +435,8 @@ def _compile_fast_path(
         body.extend(_FAST_CHECKS[column.pg_type](value, column))
     source = "\n".join(
         [
-            "def convert_rows(rows, careful, time_resolution, scope, extrapolation_amount):",
+            "def convert_rows("
+            "rows, careful, account, time_resolution, scope, extrapolation_amount):",
             "    records = []",
             "    append = records.append",
             "    for index, row in enumerate(rows):",

@@ -71,6 +71,16 @@ class SimConfig:
     inclusive_end: bool = field(
         default=False, metadata=_help("include the period starting exactly at `end`")
     )
+    upload_lag_s: float = field(
+        default=0.0,
+        metadata=_help(
+            "seconds the active locations' last_upload_timestamp lags the simulated clock"
+        ),
+    )
+    stopped_locations: str = field(
+        default="",
+        metadata=_help("comma-separated active locations that stopped uploading 30 days ago"),
+    )
     # --- export lifecycle -----------------------------------------------------------------
     build_seconds: float = field(
         default=2.0, metadata=_help("simulated seconds an export takes to build")
@@ -134,12 +144,23 @@ class SimConfig:
             self.next_page_style in NEXT_PAGE_STYLES, "next_page_style", "|".join(NEXT_PAGE_STYLES)
         )
         _check(_valid_streams(self.angus_streams), "angus_streams", "a list of stream objects")
+        stopped = [p.strip() for p in self.stopped_locations.split(",") if p.strip()]
+        _check(all(p.isdigit() for p in stopped), "stopped_locations", "comma-separated ids")
+
+    @property
+    def stopped_location_ids(self) -> frozenset[int]:
+        """The locations that stopped uploading."""
+        return frozenset(int(p) for p in self.stopped_locations.split(",") if p.strip())
 
 
 _SHARES = ("placeholder_share", "fail_share", "error_share", "slow_share", "malformed_share")
 _RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     ((*_SHARES, "drop_share"), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1"),
-    (("build_seconds", "cache_seconds", "slow_seconds"), lambda v: v >= 0, "a number >= 0"),
+    (
+        ("build_seconds", "cache_seconds", "slow_seconds", "upload_lag_s"),
+        lambda v: v >= 0,
+        "a number >= 0",
+    ),
     (("inactive_location_count", "finest_rows_per_hour"), lambda v: v >= 0, "an integer >= 0"),
     (
         ("location_count", "site_count", "max_exports", "calls_per_minute", "max_connections"),

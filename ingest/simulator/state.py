@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -49,6 +50,16 @@ class SimState:
     def creation_date(self) -> str:
         """The simulated wall clock, as VidiCenter writes `creation_date`."""
         return self.clock.wall_datetime().strftime("%Y-%m-%d %H:%M:%S")
+
+    def last_upload(self, location_id: int) -> str:
+        """When an active location last uploaded, as VidiCenter writes
+        `last_upload_timestamp`: the simulated wall clock (UTC) less `upload_lag_s`, or 30
+        days back for a location that stopped uploading."""
+        lag = self.config.upload_lag_s
+        if location_id in self.config.stopped_location_ids:
+            lag = 30 * 86400.0
+        when = self.clock.wall_datetime() - timedelta(seconds=lag)
+        return when.strftime("%Y-%m-%d %H:%M:%S")
 
     def gen_options(self) -> GenOptions:
         """The data settings a build starting now is made with."""

@@ -50,7 +50,7 @@ def too_many_requests(message: str, retry_after_s: float) -> web.Response:
 
 def _location_json(state: SimState, loc: Location) -> dict[str, Any]:
     site = state.topology.site(loc.site_id)
-    uploaded = state.creation_date() if loc.active else "2019-06-01 00:00:00"
+    uploaded = state.last_upload(loc.id) if loc.active else "2019-06-01 00:00:00"
     return {
         "id": loc.id,
         "label": loc.label,

@@ -96,6 +96,7 @@ class VidiCenterClient:
         username: str,
         token: SecretStr,
         budget: Budget,
+        account: str = "",
         retries: int = 4,
         poll_initial_s: float = 3.0,
         poll_max_s: float = 30.0,
@@ -116,6 +117,7 @@ class VidiCenterClient:
         credentials = f"{username}:{self._token}".encode()
         self._headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
         self._budget = budget
+        self._account = account or f"{parts.hostname}/{username}"
         self._retries = retries
         self._poll_initial_s = poll_initial_s
         self._poll_max_s = poll_max_s
@@ -150,7 +152,13 @@ class VidiCenterClient:
                 body = await resp.read()
         if status >= 300:
             # the vendor's message goes into logs and the ledger: never with the token
-            raise error_for_status(VENDOR, status, body, retry_after, secrets=[self._token])
+            error = error_for_status(VENDOR, status, body, retry_after, secrets=[self._token])
+            if isinstance(error, AuthError):  # whose credentials: the account's
+                error = AuthError(
+                    f"VidiCenter account {self._account} refused the credentials ({error})",
+                    status=error.status,
+                )
+            raise error
         if raw_keys:
             return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)

@@ -1,6 +1,9 @@
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
+
+import pytest
 
 COMMANDS = ["migrate", "backfill", "run", "status", "jobs", "demo", "simulate"]
 
@@ -24,16 +27,56 @@ def test_help_lists_every_command() -> None:
         assert command in result.stdout
 
 
-def test_unknown_command_exits_2_with_usage() -> None:
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command printed on stderr (and nothing on stdout)."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and result.stdout == "", result.stdout + result.stderr
+    return lines[0]
+
+
+def test_unknown_command_exits_2_with_one_line() -> None:
     result = ingest("frobnicate")
     assert result.returncode == 2
-    assert "usage: ingest" in result.stderr
+    assert one_line(result).startswith("ingest: argument COMMAND: invalid choice: 'frobnicate'")
 
 
-def test_unknown_option_exits_2_with_usage() -> None:
+def test_unknown_option_exits_2_with_one_line_naming_it() -> None:
     result = ingest("status", "--colour")
     assert result.returncode == 2
-    assert "usage: ingest" in result.stderr and "--colour" in result.stderr
+    line = one_line(result)
+    assert line.startswith("ingest: unrecognized arguments: --colour"), line
+    assert line.endswith("(see `ingest --help`)"), line
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["backfill", "--vendor", "vidicenter", "--from", "2024-13-01", "--to", "2024-01-01"],
+         "argument --from: '2024-13-01' is not a day (YYYY-MM-DD)"),
+        (["backfill", "--vendor", "vidicenter", "--from", "2024-01-01"],
+         "the following arguments are required: --to"),
+        (["backfill", "--vendor", "nope"], "argument --vendor: invalid choice: 'nope'"),
+        (["backfill", "--vendor", "vidicenter", "--from", "2024-01-01", "--to", "2024-01-01",
+          "--locations", "1,x"], "argument --locations: '1,x' is not a comma-separated list"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+    ids=["bad-day", "missing-option", "bad-choice", "bad-ids", "no-command"],
+)  # fmt: skip
+def test_a_command_line_error_is_one_line_naming_the_argument(args: list[str], named: str) -> None:
+    result = ingest(*args)
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"ingest: {named}")
+
+
+def test_a_day_after_today_is_refused_with_exit_2_before_any_io() -> None:
+    future = (date.today() + timedelta(days=2)).isoformat()
+    result = ingest(
+        "backfill", "--vendor", "angus", "--from", future, "--to", future,
+        INGEST_ANGUS_STREAMS='[{"username": "u", "client_id": "c", "access_token": "t"}]',
+        INGEST_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"ingest: --to: {future} is after today")
 
 
 def test_bad_configuration_exits_2_with_one_line_naming_the_variable() -> None:

@@ -33,12 +33,15 @@ from ingest.wiring import retry_policy
 from ingest.worker import run_batch, work_vendor
 
 DAY = date(2024, 3, 5)
+ACCOUNT = "vidicenter.quividi.com/u"  # the tests' settings' one account
 STALE_AFTER_S = exports.stale_after_s(3600.0)
 
 
 def specs(*locations: str) -> list[JobSpec]:
     return [
-        JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.parse(f"location:{loc}"), DAY)
+        JobSpec(
+            Vendor.vidicenter, "viewers", "1h", Scope.parse(f"location:{loc}"), DAY, {}, ACCOUNT
+        )
         for loc in locations
     ]
 
@@ -101,7 +104,7 @@ async def test_a_batch_whose_work_ends_in_a_database_error_hands_its_jobs_back_w
         settings=settings,
         owner="w1",
         policy=retry_policy(settings),
-        vidicenter=DatabaseGoneMidExport(),
+        vidicenter={ACCOUNT: DatabaseGoneMidExport()},
     )
     jobs = await claim(pool, "w1", "1001", "1002")
     health = Health(stall_s=0)
@@ -319,7 +322,7 @@ async def test_jobs_a_claim_took_while_its_answer_was_lost_are_handed_back_not_l
         settings=settings,
         owner="w1",
         policy=retry_policy(settings),
-        vidicenter=FinishedAtOnce(),
+        vidicenter={ACCOUNT: FinishedAtOnce()},
     )
     async with pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, specs("1001", "1002"), force=False)

@@ -28,7 +28,15 @@ async def _ledger(pool: asyncpg.Pool) -> dict[str, int]:
     first day are done, of the second dead, location 2's of the second running."""
     async with pool.acquire() as conn:
         specs = [
-            JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(loc), DAY + timedelta(days=d))
+            JobSpec(
+                Vendor.vidicenter,
+                "ots",
+                "1h",
+                Scope.location(loc),
+                DAY + timedelta(days=d),
+                {},
+                "h/u",
+            )
             for d in range(3)
             for loc in (1, 2)
         ] + [JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s1"), DAY)]

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -10,11 +10,15 @@ from ingest.errors import BadPayload, VendorRejected
 from .ledger_support import fail
 
 DAY = date(2026, 11, 20)
+ALICE = "vidicenter.example.com/alice"
+BOB = "vidicenter.example.com/bob"
 
 
-def specs(n: int, **kw: object) -> list[JobSpec]:
+def specs(n: int, account: str = ALICE, **kw: object) -> list[JobSpec]:
     return [
-        JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.location(1000 + i), DAY, dict(kw))
+        JobSpec(
+            Vendor.vidicenter, "viewers", "1h", Scope.location(1000 + i), DAY, dict(kw), account
+        )
         for i in range(n)
     ]
 
@@ -144,8 +148,6 @@ async def test_done_stays_done_unless_forced_and_dead_is_revived(pool: asyncpg.P
 async def test_schedule_creates_missing_jobs_and_reopens_stale_done_ones(
     pool: asyncpg.Pool,
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         wanted = [(s, now + timedelta(hours=1)) for s in specs(2)] + [
@@ -159,7 +161,8 @@ async def test_schedule_creates_missing_jobs_and_reopens_stale_done_ones(
         await ledger.mark_done(conn, {j.id: 1 for j in batch}, owner="a")
         (grouped,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
         await ledger.mark_done(conn, {grouped.id: 1}, owner="a")
-        # the two with a refresh threshold in the future are stale; the third never is
+        # all open; the two with a refresh threshold in the future are stale, the third never is
+        await conn.execute("UPDATE ingest.jobs SET complete = false")
         assert await ledger.schedule_jobs(conn, wanted) == 2
     rows = await pool.fetch("SELECT status, force FROM ingest.jobs ORDER BY id")
     assert [(r["status"], r["force"]) for r in rows] == [
@@ -167,3 +170,130 @@ async def test_schedule_creates_missing_jobs_and_reopens_stale_done_ones(
         ("pending", True),
         ("done", False),
     ]
+
+
+async def _done(
+    conn: asyncpg.Connection, *, account: str = ALICE, open_ids: bool = False
+) -> list[int]:
+    jobs = await ledger.claim_batch(
+        conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=20, accounts=[account]
+    )
+    ids = [j.id for j in jobs]
+    await ledger.mark_done(conn, {i: 1 for i in ids}, owner="a", open_ids=ids if open_ids else ())
+    return ids
+
+
+async def test_the_same_scope_and_day_of_two_accounts_are_two_jobs(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        alice = await ledger.enqueue_jobs(conn, specs(2), force=False)
+        bob = await ledger.enqueue_jobs(conn, specs(2, BOB), force=False)
+    assert not set(alice) & set(bob)
+    rows = await pool.fetch("SELECT account, count(*) AS n FROM ingest.jobs GROUP BY 1 ORDER BY 1")
+    assert [(r["account"], r["n"]) for r in rows] == [(ALICE, 2), (BOB, 2)]
+
+
+async def test_a_worker_claims_only_the_jobs_of_its_accounts(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(3, BOB), force=False)
+        await ledger.enqueue_jobs(conn, specs(3), force=False)
+        claim = ledger.claim_batch
+        assert await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, accounts=["x/y"]) == []
+        batch = await claim(
+            conn, Vendor.vidicenter, owner="w", lease_s=60, max_batch=10, accounts=[ALICE]
+        )
+        # bob's pending jobs are older, and would be mates by every other measure
+        assert len(batch) == 3 and {j.account for j in batch} == {ALICE}
+        rest = await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, max_batch=10)
+        assert {j.account for j in rest} == {BOB}  # batch mates share the leader's account
+
+
+async def test_each_account_has_its_own_export_places(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(4), force=False)
+        await ledger.enqueue_jobs(conn, specs(1, BOB), force=False)
+        got = {}
+        for account, n in ((ALICE, 4), (BOB, 1)):
+            for i in range(n):
+                (job,) = await ledger.claim_batch(
+                    conn, Vendor.vidicenter, owner="w", lease_s=60, accounts=[account]
+                )
+                got[(account, i)] = await ledger.reserve_export(
+                    conn, [job], f"q{i}", owner="w", max_exports=3, stale_after_s=3600
+                )
+        assert [got[(ALICE, i)] for i in range(4)] == [True, True, True, False]
+        assert got[(BOB, 0)] is True  # alice's three do not count against bob's cap
+        out = ledger.exports_out
+        assert await out(conn, stale_after_s=3600, account=ALICE) == 3
+        assert await out(conn, stale_after_s=3600, account=BOB) == 1
+        assert await out(conn, stale_after_s=3600) == 4
+
+
+async def test_a_job_done_with_an_open_day_is_not_complete_and_a_backfill_refetches_it(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        await _done(conn, open_ids=True)
+        assert await pool.fetchval("SELECT complete FROM ingest.jobs") is False
+        await ledger.enqueue_jobs(conn, specs(1), force=False)  # no --force
+        row = await pool.fetchrow("SELECT status, force FROM ingest.jobs")
+        assert (row["status"], row["force"]) == ("pending", True)  # rebuilt: the day has grown
+        await _done(conn)
+        assert await pool.fetchval("SELECT complete FROM ingest.jobs") is True
+        await ledger.enqueue_jobs(conn, specs(1), force=False)
+        assert await pool.fetchval("SELECT status FROM ingest.jobs") == "done"
+
+
+async def test_the_schedule_reopens_open_done_jobs_only(pool: asyncpg.Pool) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with pool.acquire() as conn:
+        wanted = [(s, later) for s in specs(2)]
+        await ledger.schedule_jobs(conn, wanted)
+        (first,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+        await ledger.mark_done(conn, {first.id: 1}, owner="a", open_ids=[first.id])
+        (second,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
+        await ledger.mark_done(conn, {second.id: 1}, owner="a")  # final
+        assert await ledger.schedule_jobs(conn, wanted) == 1
+        assert await statuses(pool) == {first.id: "pending", second.id: "done"}
+
+
+async def test_open_days_of_the_given_accounts_are_reopened_whatever_their_day(
+    pool: asyncpg.Pool,
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(2), force=False)
+        await ledger.enqueue_jobs(conn, specs(1, BOB), force=False)
+        alice = await _done(conn, open_ids=True)
+        bob = await _done(conn, account=BOB, open_ids=True)
+        reopen = ledger.reopen_open_jobs
+        earlier = later - timedelta(days=1)
+        assert await reopen(conn, Vendor.vidicenter, [ALICE], stale_before=earlier) == 0
+        assert await reopen(conn, Vendor.vidicenter, [ALICE], stale_before=later) == 2
+    rows = await pool.fetch("SELECT id, status, force FROM ingest.jobs ORDER BY id")
+    assert {r["id"]: (r["status"], r["force"]) for r in rows} == {
+        alice[0]: ("pending", True),
+        alice[1]: ("pending", True),
+        bob[0]: ("done", False),  # another account's
+    }
+
+
+async def test_a_forced_export_the_vendor_took_is_not_forced_again_after_another_failure(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(2), force=True)
+        first, second = (
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
+        )
+        (taken,), (not_taken,) = first, second
+        await ledger.reserve_export(
+            conn, [taken], "q1", owner="a", max_exports=3, stale_after_s=3600
+        )
+        await ledger.mark_export_started(conn, [taken])  # the forced request was taken
+        await fail(conn, [taken], BadPayload("cut short"), owner="a", max_attempts=5)
+        await fail(conn, [not_taken], BadPayload("cut short"), owner="a", max_attempts=5)
+    forced = {r["id"]: r["force"] for r in await pool.fetch("SELECT id, force FROM ingest.jobs")}
+    # the rebuild happened once; the job whose forced request never went out still asks
+    assert forced == {taken.id: False, not_taken.id: True}

@@ -17,6 +17,7 @@ from ingest.cli import build_parser
 from ingest.commands.backfill import _vidicenter_plan, _VidiCenterPlan
 from ingest.config import load_settings
 from ingest.datatypes import (
+    ACCOUNT_COLUMN,
     REGISTRY,
     Column,
     DataType,
@@ -45,9 +46,10 @@ WIDGETS = DataType(
             Column("time_resolution", "text", nullable=False, fill=Fill.time_resolution),
             Column("period_start", "timestamp", nullable=False),
             Column("widget_count", "bigint"),
+            ACCOUNT_COLUMN,
             Column("extra", "jsonb", nullable=False, fill=Fill.extra),
         ),
-        key=("location_id", "time_resolution", "period_start"),
+        key=("account", "location_id", "time_resolution", "period_start"),
         slice_column=None,
     ),
     finest=None,
@@ -64,9 +66,10 @@ CREATE TABLE vidicenter.widgets (
     time_resolution text NOT NULL,
     period_start timestamp NOT NULL,
     widget_count bigint,
+    account text NOT NULL,
     extra jsonb NOT NULL DEFAULT '{}',
     ingested_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT widgets_natural_key UNIQUE (location_id, time_resolution, period_start)
+    CONSTRAINT widgets_natural_key UNIQUE (account, location_id, time_resolution, period_start)
 )
 """
 
@@ -110,8 +113,8 @@ def test_the_schedule_keeps_the_new_type_up_to_date() -> None:
         datetime(2024, 3, 6, 12, 0).astimezone(),
         tz="UTC",
         lookback_days=0,
-        reingest_days=0,
         interval_s=900,
+        account="h/u",
         vidicenter_types=[("widgets", "1h")],
         locations=["1"],
         registry=WITH_WIDGETS,
@@ -132,7 +135,7 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
     )  # fmt: skip
     plan = _vidicenter_plan(args, settings, days_between(DAY, DAY), WITH_WIDGETS)
     assert isinstance(plan, _VidiCenterPlan)
-    specs = vidicenter_specs(plan.request, location_ids=["1", "2"])
+    specs = vidicenter_specs(plan.request, account=plan.account, location_ids=["1", "2"])
     assert {s.params["widget_colour"] for s in specs} == {"red"}
 
     vendor = WidgetVendor()
@@ -142,7 +145,7 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
         owner="test",
         policy=retry_policy(settings),
         registry=WITH_WIDGETS,
-        vidicenter=vendor,
+        vidicenter={plan.account: vendor},
     )
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs, force=False)
@@ -154,6 +157,9 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
     assert outcome.done == 2, outcome
     (query,) = vendor.queries
     assert ("widget_colour", "red") in parse_qsl(query)
-    rows = await pool.fetch("SELECT location_id, widget_count FROM vidicenter.widgets ORDER BY 1")
-    assert [tuple(r) for r in rows] == [(1, 3), (2, 3)]
+    rows = await pool.fetch(
+        "SELECT account, location_id, widget_count FROM vidicenter.widgets ORDER BY 2"
+    )
+    account = "vidicenter.quividi.com/u"
+    assert [tuple(r) for r in rows] == [(account, 1, 3), (account, 2, 3)]
     assert await pool.fetchval("SELECT sum(rows_loaded) FROM ingest.jobs") == 2

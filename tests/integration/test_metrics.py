@@ -13,6 +13,7 @@ from ingest.metrics import JOB_STATUSES, VENDORS, Metrics
 from ingest.pipeline import Outcome
 
 DAY = date(2026, 3, 10)
+ALICE = "vidicenter.example.com/alice"
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -30,13 +31,18 @@ async def add_job(
     export_query: str | None = None,
     reserved_s_ago: float | None = None,
     finished_at: datetime | None = None,
+    account: str | None = None,
+    complete: bool = True,
 ) -> None:
+    if account is None:
+        account = scope.removeprefix("stream:") if vendor == "angus" else ALICE
     await pool.execute(
         """
         INSERT INTO ingest.jobs (vendor, data_type, time_resolution, scope, day, status,
-                                 export_query, export_reserved_at, finished_at)
+                                 export_query, export_reserved_at, finished_at, account,
+                                 complete)
         VALUES ($1, $2, '1h', $3, $4, $5, $6,
-                now() - make_interval(secs => $7::double precision), $8)
+                now() - make_interval(secs => $7::double precision), $8, $9, $10)
         """,
         vendor,
         data_type,
@@ -46,6 +52,8 @@ async def add_job(
         export_query,
         reserved_s_ago,
         finished_at,
+        account,
+        complete,
     )
 
 
@@ -120,7 +128,9 @@ async def test_exports_in_flight_agree_with_the_export_cap(pool: asyncpg.Pool) -
     in_flight = sample(metrics, "ingest_exports_in_flight")
     assert in_flight == 2
 
-    spec = JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.location(9), DAY + timedelta(days=1))
+    spec = JobSpec(
+        Vendor.vidicenter, "viewers", "1h", Scope.location(9), DAY + timedelta(days=1), {}, ALICE
+    )
     async with pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, [spec], force=False)
         (job,) = await ledger.claim_batch(
@@ -135,15 +145,19 @@ async def test_exports_in_flight_agree_with_the_export_cap(pool: asyncpg.Pool) -
     assert (full, room) == (False, True)
 
 
-async def test_newest_complete_day_is_the_newest_day_whose_every_job_is_done(
+async def test_newest_complete_day_is_per_account_the_newest_day_whose_every_job_is_final(
     pool: asyncpg.Pool,
 ) -> None:
     yesterday, today = DAY - timedelta(days=1), DAY
+    bob = "vidicenter.example.com/bob"
     await add_job(pool, status="done", scope="location:1", day=yesterday)
     await add_job(pool, status="done", scope="location:2", day=yesterday)
     await add_job(pool, status="done", scope="location:1", day=today)
     await add_job(pool, status="pending", scope="location:2", day=today)
     await add_job(pool, status="done", data_type="ots", day=today)
+    # bob's today is done, but the vendor did not have all of it yet: not complete
+    await add_job(pool, status="done", account=bob, day=yesterday)
+    await add_job(pool, status="done", account=bob, day=today, complete=False)
     # a dead job keeps its day open; no complete day at all: no sample
     await add_job(pool, status="dead", vendor="angus", data_type="entities", scope="stream:s")
     metrics = Metrics()
@@ -154,9 +168,12 @@ async def test_newest_complete_day_is_the_newest_day_whose_every_job_is_done(
         return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
     name = "ingest_newest_complete_day_timestamp_seconds"
-    assert sample(metrics, name, vendor="vidicenter", data_type="viewers") == day_start(yesterday)
-    assert sample(metrics, name, vendor="vidicenter", data_type="ots") == day_start(today)
-    assert sample(metrics, name, vendor="angus", data_type="entities") is None
+    alice = {"vendor": "vidicenter", "account": ALICE}
+    assert sample(metrics, name, **alice, data_type="viewers") == day_start(yesterday)
+    assert sample(metrics, name, **alice, data_type="ots") == day_start(today)
+    labels = {"vendor": "vidicenter", "account": bob, "data_type": "viewers"}
+    assert sample(metrics, name, **labels) == day_start(yesterday)
+    assert sample(metrics, name, vendor="angus", account="s", data_type="entities") is None
 
 
 async def test_last_success_comes_from_the_ledger_so_a_new_process_sees_it(
@@ -180,20 +197,23 @@ async def test_last_success_comes_from_the_ledger_so_a_new_process_sees_it(
 # --- what callers feed ------------------------------------------------------------------
 
 
-def test_a_vendor_pause_is_counted_once_per_transition_to_paused() -> None:
-    metrics = Metrics()
-    assert sample(metrics, "ingest_vendor_paused", vendor="vidicenter") == 0
-    assert sample(metrics, "ingest_vendor_pauses_total", vendor="vidicenter") == 0
+def test_a_vendor_accounts_pause_is_counted_once_per_transition_to_paused() -> None:
+    bob = "vidicenter.example.com/bob"
+    metrics = Metrics(accounts={"vidicenter": [ALICE, bob]})
+    alice = {"vendor": "vidicenter", "account": ALICE}
+    assert sample(metrics, "ingest_vendor_paused", **alice) == 0
+    assert sample(metrics, "ingest_vendor_pauses_total", **alice) == 0
 
-    metrics.vendor_paused("vidicenter", True)
-    metrics.vendor_paused("vidicenter", True)
-    assert sample(metrics, "ingest_vendor_paused", vendor="vidicenter") == 1
-    assert sample(metrics, "ingest_vendor_pauses_total", vendor="vidicenter") == 1
+    metrics.vendor_paused("vidicenter", True, ALICE)
+    metrics.vendor_paused("vidicenter", True, ALICE)
+    assert sample(metrics, "ingest_vendor_paused", **alice) == 1
+    assert sample(metrics, "ingest_vendor_pauses_total", **alice) == 1
 
-    metrics.vendor_paused("vidicenter", False)
-    metrics.vendor_paused("vidicenter", True)
-    assert sample(metrics, "ingest_vendor_pauses_total", vendor="vidicenter") == 2
-    assert sample(metrics, "ingest_vendor_pauses_total", vendor="angus") == 0
+    metrics.vendor_paused("vidicenter", False, ALICE)
+    metrics.vendor_paused("vidicenter", True, ALICE)
+    assert sample(metrics, "ingest_vendor_pauses_total", **alice) == 2
+    assert sample(metrics, "ingest_vendor_paused", vendor="vidicenter", account=bob) == 0
+    assert sample(metrics, "ingest_vendor_pauses_total", vendor="vidicenter", account=bob) == 0
 
 
 def test_failures_are_counted_by_vendor_outcome_and_error_class() -> None:

@@ -58,17 +58,16 @@ async def test_a_wait_for_the_call_budget_reaches_the_progress_and_the_metrics(
         async with open_context(
             settings, pool, metrics=metrics, on_budget_wait=budget_wait
         ) as wired:
-            client = wired.vidicenter
-            assert client is not None
+            client = wired.vidicenter["127.0.0.1/demo"]
             await client.list_locations()  # the minute's one call
             await _until_heard(heard, client.list_locations)
 
     snap = progress.snapshot()
-    assert snap.budget_account == "vidicenter:demo"
+    assert snap.budget_account == "vidicenter:127.0.0.1/demo"
     assert snap.budget_wait_s is not None and 50 < snap.budget_wait_s <= 63
     assert snap.waiting_for() == ["budget"]
     waited = metrics.registry.get_sample_value(
-        "ingest_budget_wait_seconds_total", {"account": "vidicenter:demo"}
+        "ingest_budget_wait_seconds_total", {"account": "vidicenter:127.0.0.1/demo"}
     )
     assert waited is not None and waited > 50
 
@@ -88,8 +87,7 @@ async def test_an_export_building_at_the_vendor_reaches_the_progress_and_the_met
     async with run_simulator(SimConfig(build_seconds=600)) as sim:
         settings = _settings(sim.url, db_url, vidicenter_poll_initial_s=20)
         async with open_context(settings, pool, metrics=metrics, on_poll_wait=poll_wait) as wired:
-            client = wired.vidicenter
-            assert client is not None
+            client = wired.vidicenter["127.0.0.1/demo"]
             await _until_heard(heard, lambda: client.run_export(query))
 
     snap = progress.snapshot()

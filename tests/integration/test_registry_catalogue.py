@@ -102,7 +102,7 @@ async def test_each_finest_slice_and_the_contents_parent_are_indexed(
     indexes = [(r["tablename"], r["indexdef"]) for r in rows]
     for table in REGISTRY.tables():
         if table.slice_column:
-            wanted = f"({table.slice_column}, period_start)"
+            wanted = f"(account, {table.slice_column}, period_start)"
             assert any(t == table.name and wanted in d for t, d in indexes), table.name
     assert any(t == "viewers_apc_contents" and "(viewers_apc_id)" in d for t, d in indexes)
 

@@ -19,7 +19,10 @@ DAY = date(2024, 3, 5)
 async def test_run_state_counts_the_runs_jobs_and_tells_back_off_from_a_held_back_job(
     pool: asyncpg.Pool,
 ) -> None:
-    specs = [JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(n), DAY) for n in (1, 2, 3, 4)]
+    specs = [
+        JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(n), DAY, {}, "h/u")
+        for n in (1, 2, 3, 4)
+    ]
     async with pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, specs, force=False)
         stream = JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s"), DAY)

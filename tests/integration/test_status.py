@@ -18,8 +18,8 @@ async def test_status_counts_jobs_and_shows_the_oldest_pending_and_the_failure_r
         await ledger.enqueue_jobs(
             conn,
             [
-                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(1), day),
-                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(2), day),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(1), day, {}, "h/u"),
+                JobSpec(Vendor.vidicenter, "ots", "1h", Scope.location(2), day, {}, "h/u"),
                 JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s1"), day),
             ],
             force=False,
@@ -45,3 +45,29 @@ async def test_status_counts_jobs_and_shows_the_oldest_pending_and_the_failure_r
     assert "angus       entities" in text and "24" in text
     assert "oldest pending: job" in text and "location:2" in text
     assert "VendorRejected: angus 400 unexisting_metric: no such metric" in text
+
+
+async def test_status_shows_the_open_days_per_data_type_and_account(pool: asyncpg.Pool) -> None:
+    days = [date(2024, 3, d) for d in (5, 6, 7)]
+    specs = [
+        JobSpec(Vendor.vidicenter, "viewers", "1h", Scope.location(1), d, {}, "h/alice")
+        for d in days
+    ] + [JobSpec(Vendor.angus, "entities", "by_hour", Scope.stream("s1"), days[2])]
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs, force=False)
+        for vendor in (Vendor.vidicenter, Vendor.angus):
+            jobs = await ledger.claim_batch(conn, vendor, owner="w", lease_s=60, max_batch=1)
+            while jobs:
+                open_ids = [j.id for j in jobs if j.day >= days[1]]  # 6 and 7 were not all in
+                await ledger.mark_done(conn, {j.id: 1 for j in jobs}, owner="w", open_ids=open_ids)
+                jobs = await ledger.claim_batch(conn, vendor, owner="w", lease_s=60)
+        status = await collect_status(conn)
+
+    assert status["open_days"] == [
+        {"vendor": "angus", "account": "s1", "data_type": "entities", "count": 1,
+         "days": ["2024-03-07"]},
+        {"vendor": "vidicenter", "account": "h/alice", "data_type": "viewers", "count": 2,
+         "days": ["2024-03-06", "2024-03-07"]},
+    ]  # fmt: skip
+    text = format_status(status)
+    assert "  vidicenter h/alice viewers: 2 day(s): 2024-03-06, 2024-03-07" in text.splitlines()

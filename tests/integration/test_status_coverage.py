@@ -28,7 +28,8 @@ async def _enqueue(pool: asyncpg.Pool, specs: list[JobSpec]) -> list[int]:
 
 
 def _ots(location: int, day: int, resolution: str = "1h") -> JobSpec:
-    return JobSpec(Vendor.vidicenter, "ots", resolution, Scope.location(location), _day(day))
+    scope = Scope.location(location)
+    return JobSpec(Vendor.vidicenter, "ots", resolution, scope, _day(day), {}, "h/u")
 
 
 async def test_coverage_gives_each_day_of_a_data_type_one_state_and_fills_missing_days(

@@ -222,33 +222,60 @@ async def test_content_audience_has_a_row_per_viewer_and_content(pool: asyncpg.P
     assert (all_viewers, joined) == (2, 3)
 
 
-async def test_a_day_is_complete_only_when_every_job_of_it_is_done(pool: asyncpg.Pool) -> None:
+async def test_a_day_is_complete_only_when_every_job_of_it_is_done_and_final(
+    pool: asyncpg.Pool,
+) -> None:
+    later = date(2026, 3, 11)
     async with pool.acquire() as conn:
-        for scope, day, status in (
-            ("location:1", DAY, "done"),
-            ("location:2", DAY, "done"),
-            ("location:1", date(2026, 3, 11), "done"),
-            ("location:2", date(2026, 3, 11), "dead"),
+        for scope, day, status, final in (
+            ("location:1", DAY, "done", True),
+            ("location:2", DAY, "done", True),
+            ("location:1", later, "done", True),
+            ("location:2", later, "dead", False),
+            ("location:1", date(2026, 3, 12), "done", False),  # the vendor was not all in
         ):
             await insert(
                 conn,
                 "ingest.jobs",
                 vendor="vidicenter",
+                account="v.example/alice",
                 data_type="viewers",
                 time_resolution="1h",
                 scope=scope,
                 day=day,
                 status=status,
+                complete=final,
                 rows_loaded=24 if status == "done" else None,
             )
         rows = await conn.fetch(
-            "SELECT day, jobs, done, dead, complete, rows_loaded FROM reports.day_completeness"
-            " ORDER BY day"
+            "SELECT account, day, jobs, done, open, dead, complete, rows_loaded"
+            " FROM reports.day_completeness ORDER BY day"
         )
     assert [tuple(r) for r in rows] == [
-        (DAY, 2, 2, 0, True, 48),
-        (date(2026, 3, 11), 2, 1, 1, False, 24),
+        ("v.example/alice", DAY, 2, 2, 0, 0, True, 48),
+        ("v.example/alice", later, 2, 1, 0, 1, False, 24),
+        ("v.example/alice", date(2026, 3, 12), 1, 1, 1, 0, False, 24),
     ]
+
+
+async def test_the_daily_views_keep_two_accounts_locations_of_one_id_apart(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        for account, watchers in (("v.example/alice", 5), ("v.example/bob", 7)):
+            await insert(
+                conn,
+                "vidicenter.viewers",
+                account=account,
+                location_id=1,
+                time_resolution="1h",
+                period_start=at(10),
+                watcher_count=watchers,
+            )
+        rows = await conn.fetch(
+            "SELECT account, location_id, watcher_count FROM reports.viewers_daily ORDER BY 1"
+        )
+    assert [tuple(r) for r in rows] == [("v.example/alice", 1, 5), ("v.example/bob", 1, 7)]
 
 
 # --- the examples of the data guide ------------------------------------------------------

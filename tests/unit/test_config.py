@@ -83,7 +83,8 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
         assert match, f"{var} is missing from .env.example"
         default = field.default if field.default_factory is None else field.default_factory()
         if isinstance(default, list):
-            expected = "[]" if name == "angus_streams" else ",".join(map(str, default))
+            json_lists = ("angus_streams", "vidicenter_accounts")
+            expected = "[]" if name in json_lists else ",".join(map(str, default))
         else:
             expected = "" if default is None else str(getattr(default, "value", default))
         assert match.group(1) == expected, var
@@ -95,3 +96,57 @@ def test_readme_configuration_table_names_every_setting() -> None:
         f"INGEST_{n.upper()}" for n in Settings.model_fields if f"`INGEST_{n.upper()}`" not in text
     ]
     assert not missing, f"README lacks {missing}"
+
+
+def test_more_vidicenter_accounts_come_after_the_single_account_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INGEST_VIDICENTER_USERNAME", "alice")
+    monkeypatch.setenv("INGEST_VIDICENTER_TOKEN", "secret-a")
+    monkeypatch.setenv("INGEST_VIDICENTER_LOCATIONS", "1,2")
+    monkeypatch.setenv(
+        "INGEST_VIDICENTER_ACCOUNTS",
+        '[{"url": "https://EU.Vidicenter.example/", "username": "bob", "token": "secret-b",'
+        ' "locations": "all"}, {"url": "http://127.0.0.1:8089", "username": "sim",'
+        ' "token": "secret-c", "locations": [7, "8"]}]',
+    )
+    s = load_settings()
+    accounts = s.vidicenter_account_list
+    assert [(a.name, a.locations) for a in accounts] == [
+        ("vidicenter.quividi.com/alice", ["1", "2"]),
+        ("eu.vidicenter.example/bob", ["all"]),
+        ("127.0.0.1/sim", ["7", "8"]),
+    ]
+    assert accounts[1].url == "https://EU.Vidicenter.example" and accounts[1].all_locations
+    assert sorted(s.secrets()) == ["secret-a", "secret-b", "secret-c"]
+    assert "secret-b" not in repr(s)
+    assert s.locations_variable(accounts[0]) == "INGEST_VIDICENTER_LOCATIONS"
+    assert s.locations_variable(accounts[1]) == (
+        "INGEST_VIDICENTER_ACCOUNTS (eu.vidicenter.example/bob) locations"
+    )
+
+
+@pytest.mark.parametrize(
+    ("accounts", "line"),
+    [
+        ('[{"url": "http://v.example", "username": "u", "token": "t"}]',
+         "INGEST_VIDICENTER_ACCOUNTS (0.url): must be https://"),
+        ('[{"username": "u", "token": "t", "locations": "1,x"}]',
+         "INGEST_VIDICENTER_ACCOUNTS (0.locations): must be comma-separated location ids"),
+        ('[{"username": "u"}]', "INGEST_VIDICENTER_ACCOUNTS (0.token): Field required"),
+        ("{not json", "INGEST_VIDICENTER_ACCOUNTS: must be a JSON list of"),
+        ('[{"username": "me", "token": "t"}]',
+         "INGEST_VIDICENTER_ACCOUNTS: account vidicenter.quividi.com/me is configured twice"),
+    ],
+    ids=["http", "locations", "token", "json", "twice"],
+)  # fmt: skip
+def test_a_bad_account_is_one_line_naming_the_variable_and_the_entry(
+    monkeypatch: pytest.MonkeyPatch, accounts: str, line: str
+) -> None:
+    monkeypatch.setenv("INGEST_VIDICENTER_USERNAME", "me")
+    monkeypatch.setenv("INGEST_VIDICENTER_TOKEN", "t0")
+    monkeypatch.setenv("INGEST_VIDICENTER_ACCOUNTS", accounts)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    (only,) = str(info.value).splitlines()
+    assert only.startswith(line), only

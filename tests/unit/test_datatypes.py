@@ -208,10 +208,16 @@ def test_aggregated_tables_have_a_natural_key_and_finest_tables_a_slice() -> Non
         ),
     ],
 )
-def test_natural_keys_are_the_contracts(name: str, key: tuple[str, ...]) -> None:
+def test_natural_keys_are_the_contracts_led_by_the_account(name: str, key: tuple[str, ...]) -> None:
     aggregated = get_data_type(name).aggregated
     assert aggregated is not None
-    assert aggregated.key == key
+    assert aggregated.key == ("account", *key)  # location ids are per account
+
+
+def test_every_table_but_a_child_names_its_rows_account() -> None:
+    for table in REGISTRY.tables():
+        expected = None if table.parent_column else "account"
+        assert table.account_column == expected, table.name
 
 
 def test_key_columns_are_not_null_except_viewers_gender_and_age() -> None:

@@ -46,11 +46,19 @@ def test_options_a_type_takes_become_the_jobs_parameters() -> None:
 def test_one_job_per_scope_per_day_and_one_for_an_extrapolated_scope() -> None:
     days = days_between(DAY, date(2024, 3, 6))
     viewers = VidiCenterRequest(get_data_type("viewers"), "1h", days, {"locations": ["1", "2"]})
-    assert len(vidicenter_specs(viewers, location_ids=["1", "2"])) == 4
+    specs = vidicenter_specs(viewers, account="h/u", location_ids=["1", "2"])
+    assert len(specs) == 4 and {s.account for s in specs} == {"h/u"}
     extrapolated = VidiCenterRequest(
         get_data_type("extrapolated_ots"), "1h", days, {"locations": ["1", "2"], "sites": ["9"]}
     )
-    assert {s.scope.encode() for s in vidicenter_specs(extrapolated)} == {"locations:1,2;sites:9"}
+    scopes = {s.scope.encode() for s in vidicenter_specs(extrapolated, account="h/u")}
+    assert scopes == {"locations:1,2;sites:9"}
+
+
+def test_a_range_that_ends_after_today_is_a_usage_error_naming_to() -> None:
+    with pytest.raises(UsageError, match=r"^--to: 2024-03-06 is after today \(2024-03-05\)"):
+        days_between(DAY, date(2024, 3, 6), today=date(2024, 3, 5))
+    assert days_between(DAY, DAY, today=DAY) == [DAY]  # today itself is accepted: it is open
 
 
 def test_a_range_that_ends_before_it_starts_is_a_usage_error() -> None:

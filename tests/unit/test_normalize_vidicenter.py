@@ -22,7 +22,7 @@ from ingest.datatypes import (
 )
 from ingest.errors import BadPayload
 from ingest.normalize import vidicenter
-from ingest.normalize.vidicenter import NormalizedExport, normalize_export
+from ingest.normalize.vidicenter import NormalizedExport, TableRows, normalize_export
 
 Row = dict[str, Any]
 
@@ -31,20 +31,35 @@ def ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+ACCOUNT = "vidicenter.example.com/alice"
+
+
 def normalize(
     name: str,
     resolution: str,
     data: object,
     scope: str = "locations:1",
     extrapolation_amount: str | None = None,
+    *,
+    keep_account: bool = False,
 ) -> NormalizedExport:
-    return normalize_export(
+    """The export's records; unless `keep_account`, without their account column (which
+    must hold the job's account in every record)."""
+    result = normalize_export(
         get_data_type(name),
         resolution,
         data,
         scope=scope,
         extrapolation_amount=extrapolation_amount,
+        account=ACCOUNT,
     )
+    if keep_account:
+        return result
+    table = result.rows.table
+    at = table.column_names.index("account")
+    assert all(record[at] == ACCOUNT for record in result.rows.records)
+    records = [record[:at] + record[at + 1 :] for record in result.rows.records]
+    return NormalizedExport(TableRows(table, records), result.child)
 
 
 def typed(records: list[tuple[object, ...]]) -> list[list[tuple[type, object]]]:
@@ -1314,8 +1329,8 @@ def test_every_row_and_every_key_of_a_documented_payload_lands_somewhere(
 ) -> None:
     table = table_for(get_data_type(name), resolution)
     rows = data.draw(_rows(table))
-    result = normalize(name, resolution, rows, "locations:1,2", "7")
-    fills = {Fill.time_resolution: resolution, Fill.scope: "locations:1,2"}
+    result = normalize(name, resolution, rows, "locations:1,2", "7", keep_account=True)
+    fills = {Fill.time_resolution: resolution, Fill.scope: "locations:1,2", Fill.account: ACCOUNT}
     fills[Fill.extrapolation_amount] = "7"
     _check_records(table, rows, result.rows.records, fills)
     if table.child is None or table.child_source is None:
@@ -1387,9 +1402,14 @@ def test_the_fast_path_gives_the_careful_paths_record_or_leaves_the_row_to_it(
     for column in data.draw(st.lists(st.sampled_from(payload), max_size=2)):
         row[column.source] = data.draw(_ODD_VALUES[column.pg_type])
     plan = vidicenter._plan(table)
-    fills = {Fill.time_resolution: "1h", Fill.scope: "s", Fill.extrapolation_amount: ""}
+    fills = {
+        Fill.account: "a.example/u",
+        Fill.time_resolution: "1h",
+        Fill.scope: "s",
+        Fill.extrapolation_amount: "",
+    }
     left: tuple[object, ...] = ("left to the careful path",)
-    (fast,) = plan.fast([row], lambda _index, _row: left, "1h", "s", "")
+    (fast,) = plan.fast([row], lambda _index, _row: left, "a.example/u", "1h", "s", "")
     if fast is left:
         return
     careful = vidicenter._convert_carefully(row, "row 0", vidicenter._bind(plan, fills))

@@ -1,30 +1,27 @@
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.schedule import due_jobs, parse_schedule, refresh_rule
+from ingest.schedule import (
+    angus_day_final,
+    due_jobs,
+    is_silent,
+    parse_schedule,
+    refresh_rule,
+    vidicenter_day_end,
+    vidicenter_day_final,
+)
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 TODAY = NOW.date()
+DAY = date(2026, 11, 23)
+SETTLE_S = 3600.0
+SILENCE_S = 3 * 86400.0
 
 
-def test_today_is_refreshed_once_per_interval() -> None:
-    stale = refresh_rule(TODAY, TODAY, NOW, interval_s=900, reingest_days=2)
-    assert stale == NOW - timedelta(seconds=900)
-
-
-def test_recent_closed_days_are_refreshed_once_a_day_for_late_uploads() -> None:
-    for back in (1, 2):
-        stale = refresh_rule(
-            TODAY - timedelta(days=back), TODAY, NOW, interval_s=900, reingest_days=2
-        )
-        assert stale == datetime(2026, 11, 25, tzinfo=UTC)
-
-
-def test_older_days_are_not_refreshed() -> None:
-    assert (
-        refresh_rule(TODAY - timedelta(days=3), TODAY, NOW, interval_s=900, reingest_days=2) is None
-    )
+def test_an_open_done_day_is_stale_once_an_interval_has_passed() -> None:
+    assert refresh_rule(NOW, interval_s=900) == NOW - timedelta(seconds=900)
 
 
 def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
@@ -32,8 +29,8 @@ def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
         NOW,
         tz="UTC",
         lookback_days=2,
-        reingest_days=2,
         interval_s=900,
+        account="v.example/me",
         vidicenter_types=[
             ("viewers", "1h"),
             ("proof_of_play_by_site", "1h"),
@@ -53,15 +50,15 @@ def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
         "site:7",
         "stream:s1",
     ]
+    assert {j.spec.account for j in per_day if j.spec.vendor == "vidicenter"} == {"v.example/me"}
+    assert {j.spec.account for j in per_day if j.spec.vendor == "angus"} == {"s1"}
     extrapolated = next(j for j in per_day if j.spec.data_type == "extrapolated_ots")
     assert extrapolated.spec.params == {"extrapolation_amount": ""}
 
 
 def test_the_day_follows_the_configured_time_zone() -> None:
     late = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
-    jobs = due_jobs(
-        late, tz="Asia/Tokyo", lookback_days=0, reingest_days=0, interval_s=60, streams=["s"]
-    )
+    jobs = due_jobs(late, tz="Asia/Tokyo", lookback_days=0, interval_s=60, streams=["s"])
     assert [j.spec.day for j in jobs] == [date(2026, 11, 26)]
 
 
@@ -74,3 +71,49 @@ def test_schedule_entries_are_checked_against_the_registry() -> None:
         parse_schedule(["ots:finest"])
     with pytest.raises(ValueError):
         parse_schedule(["nonsense:1h"])
+
+
+# --- completeness -----------------------------------------------------------------------
+
+
+def _final(*uploads: datetime | None) -> bool:
+    return vidicenter_day_final(DAY, uploads, now=NOW, settle_s=SETTLE_S, silence_s=SILENCE_S)
+
+
+def test_a_vidicenter_day_is_final_once_every_location_uploaded_past_its_end_and_the_margin() -> (
+    None
+):
+    end = vidicenter_day_end(DAY)
+    assert end == datetime(2026, 11, 24)
+    settled = end + timedelta(seconds=SETTLE_S)
+    assert _final(settled, settled + timedelta(hours=5))
+    assert not _final(settled, settled - timedelta(seconds=1))  # one location is not in yet
+    assert not _final(end)  # past the end, but not past the margin
+
+
+def test_a_silent_location_holds_no_day_open() -> None:
+    settled = vidicenter_day_end(DAY) + timedelta(seconds=SETTLE_S)
+    long_ago = datetime(2026, 11, 1)
+    assert is_silent(long_ago, NOW, silence_s=SILENCE_S)
+    assert is_silent(None, NOW, silence_s=SILENCE_S)  # never uploaded
+    assert _final(settled, long_ago, None)
+    # a location a day behind is late, not silent: the day waits for it
+    yesterday = datetime(2026, 11, 24, 9, 0)
+    assert not is_silent(yesterday, NOW, silence_s=SILENCE_S)
+    assert not _final(settled, datetime(2026, 11, 23, 20, 0))
+
+
+def test_the_silence_is_measured_on_the_vendors_clock_in_utc() -> None:
+    paris = datetime(2026, 11, 25, 11, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    just_in = datetime(2026, 11, 22, 10, 30, 1)  # 3 days less one second before 10:30 UTC
+    assert not is_silent(just_in, paris, silence_s=SILENCE_S)
+    assert is_silent(just_in - timedelta(seconds=2), paris, silence_s=SILENCE_S)
+
+
+def test_an_angus_day_is_final_once_it_has_ended_plus_the_margin_in_its_time_zone() -> None:
+    end_utc = datetime(2026, 11, 24, tzinfo=UTC)
+    assert not angus_day_final(DAY, tz="UTC", now=end_utc, settle_s=SETTLE_S)
+    assert angus_day_final(DAY, tz="UTC", now=end_utc + timedelta(hours=1), settle_s=SETTLE_S)
+    # in Tokyo the day ended 9 hours earlier
+    assert angus_day_final(DAY, tz="Asia/Tokyo", now=end_utc, settle_s=SETTLE_S)
+    assert not angus_day_final(TODAY, tz="UTC", now=NOW, settle_s=0)
