@@ -244,22 +244,14 @@ async def work_vendor(
     state = VendorState()
     stop = stop or anyio.Event()
     health = health or Health(stall_s=ctx.settings.stall_s, vendors=[vendor.value])
+    loop = partial(
+        _loop, ctx, vendor, state, health, only_ids=only_ids, stop=stop, accounts=accounts
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(partial(_presence, ctx, vendor, health))
         async with anyio.create_task_group() as work:
             for _ in range(loops):
-                work.start_soon(
-                    partial(
-                        _loop,
-                        ctx,
-                        vendor,
-                        state,
-                        health,
-                        only_ids=only_ids,
-                        stop=stop,
-                        accounts=accounts,
-                    )
-                )
+                work.start_soon(loop)
         if state.unsure:  # stopping: leave no lease behind that a lost answer hid
             with anyio.move_on_after(5), suppress(*DB_DOWN):
                 await presence.hand_back_unheld(

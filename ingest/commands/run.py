@@ -179,8 +179,10 @@ class _Service:
         self.streams = list(ctx.streams) if ctx.angus is not None else []
         self.stop = anyio.Event()
         self.liveness = Liveness(max_silence_s=30.0)
-        vendors = sorted({v.value for v, _, _ in self._workers()})
-        self.health = Health(stall_s=s.stall_s, vendors=vendors)
+        self.health = Health(
+            stall_s=s.stall_s, vendors=sorted({v.value for v, _, _ in self._workers()})
+        )
+        # a pause is heard by the health report (`/readyz`) as `vendor:account`
         self.pauses = Pauses(metrics, on_pause=self.health.pause, on_resume=self.health.resume)
 
     def _workers(self) -> list[tuple[Vendor, str, list[str]]]:
@@ -259,7 +261,7 @@ class _Service:
     ) -> None:
         loops = loops_for(self.ctx.settings, vendor)
         state = await work_vendor(
-            self.ctx, vendor, loops=loops, only_ids=ids, accounts=accounts, health=self.health
+            self.ctx, vendor, loops=loops, only_ids=ids, health=self.health, accounts=accounts
         )
         if state.auth_error is not None:
             self.pauses.pause(vendor, who, state.auth_error, self.ctx.settings.schedule_interval_s)
@@ -271,6 +273,8 @@ class _Service:
                 self.health.db.answered()
             except DB_DOWN as error:
                 self.health.db.lost(error)
+            except IngestError as error:  # one account's failure is handled in the tick
+                log.warning("schedule.failed", error=str(error))
             await self._pause(self.ctx.settings.schedule_interval_s)
 
     async def worker_loop(self, vendor: Vendor, who: str, accounts: list[str]) -> None:
@@ -285,8 +289,8 @@ class _Service:
                 vendor,
                 loops=loops_for(s, vendor),
                 stop=self.stop,
-                accounts=accounts,
                 health=self.health,
+                accounts=accounts,
             )
             if state.auth_error is not None:
                 self.pauses.pause(vendor, who, state.auth_error, s.schedule_interval_s)

@@ -23,6 +23,7 @@ _OUT = """
     vendor = 'vidicenter' AND export_query IS NOT NULL
     AND status IN ('pending', 'running')
     AND export_reserved_at > now() - make_interval(secs => $1)
+    AND ($2::text IS NULL OR account = $2)
 """
 
 
@@ -30,8 +31,7 @@ async def exports_out(conn: Executor, *, stale_after_s: float, account: str | No
     """Exports out at the vendor for the account (None: all accounts together), by the
     rule the cap counts them with."""
     n = await conn.fetchval(
-        "SELECT count(DISTINCT (account, export_query)) FROM ingest.jobs"
-        f" WHERE {_OUT} AND ($2::text IS NULL OR account = $2)",
+        f"SELECT count(DISTINCT (account, export_query)) FROM ingest.jobs WHERE {_OUT}",
         stale_after_s,
         account,
     )

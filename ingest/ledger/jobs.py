@@ -276,7 +276,9 @@ async def record_decision(
             export_reserved_at = CASE WHEN $5 AND $2 <> 'dead' THEN export_reserved_at END,
             export_started_at = CASE WHEN $5 AND $2 <> 'dead' THEN export_started_at END,
             export_rebuilds = export_rebuilds + CASE WHEN $6 THEN 1 ELSE 0 END,
-            force = force OR $6,
+            -- a forced export the vendor acknowledged has been rebuilt: a retry for
+            -- another reason asks for the plain query, not for a second rebuild
+            force = (force AND export_started_at IS NULL) OR $6,
             finished_at = CASE WHEN $2 = 'dead' THEN now() END,
             updated_at = now()
         WHERE id = ANY($1) AND lease_owner = $7

@@ -98,11 +98,9 @@ async def test_migrate_hands_the_jobs_and_rows_from_before_accounts_to_the_one_a
     )
 
     assert ran.returncode == 0, ran.stderr
-    newer = [m.name for m in db.load_migrations() if m.version > 4]
-    assert ran.stdout.splitlines() == [
-        f"applied {len(newer)} migration(s): {', '.join(newer)}",
-        f"2 VidiCenter job(s) and 2 row(s) from before accounts handed to {ACCOUNT}",
-    ]
+    applied, handed = ran.stdout.splitlines()
+    assert applied.startswith("applied ") and "005_accounts.sql" in applied, applied
+    assert handed == f"2 VidiCenter job(s) and 2 row(s) from before accounts handed to {ACCOUNT}"
     assert await _accounts(before_accounts) == {
         "jobs": [("vidicenter", ACCOUNT), ("vidicenter", ACCOUNT), ("angus", "s1")],
         "rows": [("viewers", ACCOUNT), ("viewers_finest", ACCOUNT)],

@@ -33,7 +33,7 @@ from ingest.wiring import retry_policy
 from ingest.worker import run_batch, work_vendor
 
 DAY = date(2024, 3, 5)
-ACCOUNT = "vidicenter.quividi.com/u"
+ACCOUNT = "vidicenter.quividi.com/u"  # the tests' settings' one account
 STALE_AFTER_S = exports.stale_after_s(3600.0)
 
 

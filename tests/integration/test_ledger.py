@@ -278,6 +278,27 @@ async def test_open_days_of_the_given_accounts_are_reopened_whatever_their_day(
     }
 
 
+async def test_a_forced_export_the_vendor_took_is_not_forced_again_after_another_failure(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, specs(2), force=True)
+        first, second = (
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
+        )
+        (taken,), (not_taken,) = first, second
+        await ledger.reserve_export(
+            conn, [taken], "q1", owner="a", max_exports=3, stale_after_s=3600
+        )
+        await ledger.mark_export_started(conn, [taken])  # the forced request was taken
+        await fail(conn, [taken], BadPayload("cut short"), owner="a", max_attempts=5)
+        await fail(conn, [not_taken], BadPayload("cut short"), owner="a", max_attempts=5)
+    forced = {r["id"]: r["force"] for r in await pool.fetch("SELECT id, force FROM ingest.jobs")}
+    # the rebuild happened once; the job whose forced request never went out still asks
+    assert forced == {taken.id: False, not_taken.id: True}
+
+
 async def test_handing_back_unheld_leases_spares_another_accounts_group(pool: asyncpg.Pool) -> None:
     from ingest.ledger import presence
 

@@ -34,6 +34,7 @@ from tests.integration.scripted_vendor import (
 )
 
 DAY = date(2024, 3, 5)
+ACCOUNT = "vidicenter.quividi.com/u"
 QUERY = "data_type=viewers&time_resolution=1h&locations=1001"
 STARTED = reply({"state": "started"})
 IN_PROGRESS = reply({"state": "in_progress", "creation_date": "2024-03-06 10:00:00"})
@@ -235,10 +236,11 @@ async def test_a_forced_job_whose_rebuild_answer_was_lost_is_resumed_without_a_s
                 settings=settings,
                 owner="w1",
                 policy=retry_policy(settings),
-                vidicenter={"h/u": client},
+                vidicenter={ACCOUNT: client},
             )
-            location = Scope.parse("location:1001")
-            spec = JobSpec(Vendor.vidicenter, "viewers", "1h", location, DAY, {}, "h/u")
+            spec = JobSpec(
+                Vendor.vidicenter, "viewers", "1h", Scope.parse("location:1001"), DAY, {}, ACCOUNT
+            )
             async with pool.acquire() as conn:
                 await ledger.enqueue_jobs(conn, [spec], force=True)
             outcomes = []
