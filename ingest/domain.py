@@ -149,3 +149,4 @@ class Job:
     export_query: str | None
     export_started: bool
     export_rebuilds: int = 0
+    export_plan: str | None = None  # the half of a split export this job goes out in

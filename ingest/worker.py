@@ -16,7 +16,7 @@ from ingest import ledger
 from ingest.config import Settings
 from ingest.domain import Job, Vendor
 from ingest.errors import AuthError
-from ingest.pipeline import Context, Outcome, max_batch, work_batch
+from ingest.pipeline import Context, Outcome, packing, work_batch
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ async def _loop(
                     vendor,
                     owner=ctx.owner,
                     lease_s=ctx.settings.job_lease_s,
-                    max_batch=max_batch(ctx, vendor),
+                    packing=packing(ctx, vendor),
                     only_ids=only_ids,
                 )
             if jobs:

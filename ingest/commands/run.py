@@ -195,7 +195,6 @@ async def schedule_tick(
         tz=s.day_timezone,
         lookback_days=s.schedule_lookback_days,
         reingest_days=s.schedule_reingest_days,
-        interval_s=s.schedule_interval_s,
         vidicenter_types=types if ctx.vidicenter is not None else [],
         locations=topology.locations,
         sites=topology.sites,

@@ -10,6 +10,7 @@ from ingest.errors import LeaseLost
 from ingest.ledger.exports import exports_out, mark_export_started, reserve_export
 from ingest.ledger.jobs import (
     Executor,
+    Packing,
     claim_batch,
     due_job_ids,
     enqueue_jobs,
@@ -19,7 +20,9 @@ from ingest.ledger.jobs import (
     next_claimable_in,
     params_json,
     record_decision,
+    record_split,
     release_jobs,
+    rows_seen,
     schedule_jobs,
 )
 from ingest.ledger.reports import job_counts
@@ -27,6 +30,7 @@ from ingest.ledger.reports import job_counts
 __all__ = [
     "Executor",
     "LeaseLost",
+    "Packing",
     "claim_batch",
     "due_job_ids",
     "enqueue_jobs",
@@ -39,7 +43,9 @@ __all__ = [
     "next_claimable_in",
     "params_json",
     "record_decision",
+    "record_split",
     "release_jobs",
     "reserve_export",
+    "rows_seen",
     "schedule_jobs",
 ]

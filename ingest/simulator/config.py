@@ -71,9 +71,17 @@ class SimConfig:
     inclusive_end: bool = field(
         default=False, metadata=_help("include the period starting exactly at `end`")
     )
+    poison: str = field(
+        default="",
+        metadata=_help("LOCATION_ID:YYYY-MM-DD whose first row gets a value of the wrong type"),
+    )
     # --- export lifecycle -----------------------------------------------------------------
     build_seconds: float = field(
         default=2.0, metadata=_help("simulated seconds an export takes to build")
+    )
+    build_seconds_per_million_rows: float = field(
+        default=0.0,
+        metadata=_help("more simulated build seconds per million rows of the export"),
     )
     cache_seconds: float = field(
         default=86400.0, metadata=_help("simulated seconds a built export stays cached")
@@ -93,6 +101,9 @@ class SimConfig:
     )
     max_connections: int = field(
         default=2, metadata=_help("simultaneous VidiCenter requests per IP before a 429")
+    )
+    max_request_line: int = field(
+        default=8190, metadata=_help("longest request line in bytes; a longer one gets a 414")
     )
     # --- Angus ----------------------------------------------------------------------------
     token_lifetime_s: int = field(
@@ -139,14 +150,18 @@ class SimConfig:
 _SHARES = ("placeholder_share", "fail_share", "error_share", "slow_share", "malformed_share")
 _RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     ((*_SHARES, "drop_share"), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1"),
-    (("build_seconds", "cache_seconds", "slow_seconds"), lambda v: v >= 0, "a number >= 0"),
+    (
+        ("build_seconds", "build_seconds_per_million_rows", "cache_seconds", "slow_seconds"),
+        lambda v: v >= 0,
+        "a number >= 0",
+    ),
     (("inactive_location_count", "finest_rows_per_hour"), lambda v: v >= 0, "an integer >= 0"),
     (
         ("location_count", "site_count", "max_exports", "calls_per_minute", "max_connections"),
         lambda v: v >= 1,
         "an integer >= 1",
     ),
-    (("token_lifetime_s", "page_size"), lambda v: v >= 1, "an integer >= 1"),
+    (("token_lifetime_s", "page_size", "max_request_line"), lambda v: v >= 1, "an integer >= 1"),
 )
 
 

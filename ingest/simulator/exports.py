@@ -89,7 +89,23 @@ def generate_rows(spec: ExportSpec, opts: GenOptions) -> list[Row]:
             extra["status"] = "active"  # OTS rows' own location status (not the export's state)
         for row in rows:
             row.update(extra)
+    if opts.poison:
+        _poison(rows, opts.poison)
     return rows
+
+
+_IDS = frozenset({"location_id", "site_id", "gate_id"})
+
+
+def _poison(rows: list[Row], target: str) -> None:
+    """Give the first row of one location and day a metric of the wrong type."""
+    location, _, day = target.partition(":")
+    for row in rows:
+        when = str(row.get("period_start", row.get("start_time", "")))
+        if str(row.get("location_id")) == location and when.startswith(day):
+            key = next(k for k, v in row.items() if k not in _IDS and isinstance(v, int | float))
+            row[key] = "poisoned"
+            return
 
 
 def render_finished(export: Export, build: Build) -> bytes:
@@ -135,10 +151,11 @@ class ExportRegistry:
             raise ExportCapReached(min(e.build.ends_at for e in others) - now)
         number = self._build_numbers.get(key, 0) + 1
         self._build_numbers[key] = number
+        rows = estimate_rows(spec, options)
         build = Build(
             number=number,
             started_at=now,
-            ends_at=now + config.build_seconds,
+            ends_at=now + config.build_seconds + config.build_seconds_per_million_rows * rows / 1e6,
             creation_date=creation_date,
             options=options,
             fail_reason=_fail_reason(key, number, spec, options, config),

@@ -38,8 +38,9 @@ WHOAMI = f"{BASE}/api/v1/whoami/"
 LOCATIONS = f"{BASE}/api/v1/locations/"
 DATA = re.compile(r"^https://vidicenter\.test/api/v1/data/\?")
 DAY = date(2018, 1, 29)
+NEXT = DAY + timedelta(days=1)
 QUERY = export_query(
-    "ots", "1h", DAY, {"locations": ["11", "12", "13"]}, [("group_by_demographics", "1")]
+    "ots", "1h", DAY, NEXT, {"locations": ["11", "12", "13"]}, [("group_by_demographics", "1")]
 )
 EXPORT_URL = f"{BASE}/api/v1/data/?{QUERY}"
 ROWS = [
@@ -651,35 +652,36 @@ def test_export_query_puts_keys_in_a_fixed_order_whatever_the_order_given() -> N
     }
     options = [("group_by_demographics", "1"), ("content_ids", "9,10")]
 
-    query = export_query("ots", "1h", DAY, sources, options)
+    query = export_query("ots", "1h", DAY, NEXT, sources, options)
 
     assert query == (
         "data_type=ots&time_resolution=1h&start=2018-01-29T00:00:00&end=2018-01-30T00:00:00"
         "&locations=1,2&sites=3&location_tags=5,6&site_tags=7"
         "&group_by_demographics=1&content_ids=9,10"
     )
-    reordered = export_query("ots", "1h", DAY, dict(reversed(sources.items())), options)
+    reordered = export_query("ots", "1h", DAY, NEXT, dict(reversed(sources.items())), options)
     assert reordered == query
 
 
 def test_export_query_keeps_commas_unescaped_in_id_lists() -> None:
-    query = export_query("ots", "1h", DAY, {"locations": ["1", "2", "3"]})
+    query = export_query("ots", "1h", DAY, NEXT, {"locations": ["1", "2", "3"]})
 
     assert "&locations=1,2,3" in query
     assert "%2C" not in query
 
 
 @pytest.mark.parametrize("day", [date(2018, 1, 29), date(2020, 2, 29), date(2018, 12, 31)])
-def test_export_query_runs_from_midnight_to_the_next_midnight(day: date) -> None:
-    params = dict(parse_qsl(export_query("ots", "1h", day, {"locations": ["1"]})))
+def test_export_query_runs_from_the_first_midnight_to_the_end_midnight(day: date) -> None:
+    end = day + timedelta(days=30)
+    params = dict(parse_qsl(export_query("ots", "1h", day, end, {"locations": ["1"]})))
 
     assert params["start"] == f"{day.isoformat()}T00:00:00"
-    assert params["end"] == f"{(day + timedelta(days=1)).isoformat()}T00:00:00"
+    assert params["end"] == f"{end.isoformat()}T00:00:00"
 
 
 def test_export_query_sends_an_empty_extrapolation_amount_as_given() -> None:
     query = export_query(
-        "extrapolated_ots", "1h", DAY, {"locations": ["1"]}, [("extrapolation_amount", "")]
+        "extrapolated_ots", "1h", DAY, NEXT, {"locations": ["1"]}, [("extrapolation_amount", "")]
     )
 
     assert query.endswith("&extrapolation_amount=")
