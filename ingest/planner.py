@@ -220,7 +220,7 @@ def first_cut(
     for scope in scopes[:fit]:
         per_day.append(per_day[-1] + estimate(scope))
     cap = limits.row_cap(res)
-    best: tuple[int, int, int] | None = None  # (exports, -jobs, n) with the days
+    best: tuple[int, int, int] | None = None  # (exports, -jobs, -n) with the days
     best_days = 1
     total = len(scopes)
     for k in range(math.ceil(total / fit), total + 1):
@@ -231,14 +231,14 @@ def first_cut(
         if days < 1:
             continue
         exports = math.ceil(total / n) * math.ceil(d_leader / days)
-        key = (exports, -n * days, n)
+        key = (exports, -n * days, -n)
         if best is None or key < best:
             best, best_days = key, days
         if n == 1:
             break
     if best is None:  # one scope-day alone is over the cap: it goes out alone
         return Cut((leader.scope,), 1)
-    n = best[2]
+    n = -best[2]
     days = math.ceil(d_leader / math.ceil(d_leader / best_days))  # balanced too
     return Cut(tuple(scopes[:n]), days)
 

@@ -172,8 +172,13 @@ def _data_in_head(head: bytes) -> tuple[dict[str, Any], int] | None:
 
 
 def _ends_whole(end: bytes) -> bool:
-    """Whether the last bytes of a body can be the end of `data` and of the object."""
+    """Whether the last bytes of a body can be the end of `data` and of the object (when they
+    hold no `]`, only the reading of the rows will tell)."""
+    if not end.rstrip(_WS).endswith(b"}"):
+        return False
     at = end.rfind(b"]")
+    if at < 0:
+        return True
     while at >= 0:
         try:
             _TOP.decode(b'{"data":0' + end[at + 1 :])

@@ -1,0 +1,41 @@
+"""Predicting an export's build time from the builds seen, to put the first poll after it."""
+
+from ingest.vendors.builds import BuildTimes, first_poll_after
+
+
+def test_nothing_is_predicted_before_a_build_is_seen() -> None:
+    assert BuildTimes().predict("viewers:1h", 1000) is None
+
+
+def test_a_build_seen_between_two_polls_is_taken_as_their_middle() -> None:
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=20.0, ready_after=30.0)
+    assert builds.predict("viewers:1h", 1000) == 25.0
+    assert first_poll_after(25.0) > 25.0
+
+
+def test_an_export_of_another_size_is_scaled() -> None:
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=9.0, ready_after=11.0)
+    assert builds.predict("viewers:1h", 1200) == 12.0  # close in size: in proportion
+    builds.observe("viewers:1h", 100_000, not_ready_at=100.0, ready_after=120.0)
+    # two sizes seen: a line through them (a fixed part and a part per row)
+    assert 10.0 < builds.predict("viewers:1h", 50_000) < 110.0  # type: ignore[operator]
+
+
+def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
+    builds = BuildTimes()
+    builds.observe("ots:1h", 500, not_ready_at=9.0, ready_after=11.0)
+    predicted = builds.predict("ots:1h", 500)
+    assert predicted is not None
+    builds.observe("ots:1h", 500, not_ready_at=0.0, ready_after=first_poll_after(predicted))
+    after = builds.predict("ots:1h", 500)
+    assert after is not None and 0.9 * predicted <= after <= predicted
+
+
+def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> None:
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=9.0, ready_after=11.0)
+    assert builds.predict("footfall:1h", 1000) == 10.0
+    builds.observe("footfall:1h", 1000, not_ready_at=29.0, ready_after=31.0)
+    assert builds.predict("footfall:1h", 1000) == 30.0
