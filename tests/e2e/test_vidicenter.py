@@ -289,7 +289,7 @@ async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Proces
 
 
 @pytest.mark.slow
-async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the_vendors_rows(
+async def test_a_backfill_killed_mid_multi_day_export_then_run_again_ends_with_exact_rows(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     days = _days(DAY, LAST)
@@ -319,6 +319,10 @@ async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the
 
         # the exports left running were resumed with the same query, never started again
         assert out_at_kill
+        spans = {
+            (dict(parse_qsl(q))["start"][:10], dict(parse_qsl(q))["end"][:10]) for q in out_at_kill
+        }
+        assert spans == {("2024-03-05", "2024-03-08")}  # each export spans the three days
         after = sim.calls[calls_at_kill:]
         for query in out_at_kill:
             identity = tuple(sorted(parse_qsl(query, keep_blank_values=True)))
