@@ -97,6 +97,12 @@ def _add_backfill(
         action="store_true",
         help="only enqueue; a running `ingest run` does the work",
     )
+    bf.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the jobs, the exports they would go out in and their cost, then exit;"
+        " calls no vendor",
+    )
 
 
 def _fail(error: Exception) -> int:

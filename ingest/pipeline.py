@@ -203,13 +203,20 @@ def packing(ctx: Context, vendor: Vendor) -> ledger.Packing | None:
     """How the vendor's claims pack jobs into exports (VidiCenter), or None (one at a time)."""
     if vendor is not Vendor.vidicenter:
         return None
-    s = ctx.settings
-    registry = ctx.registry
+    return ledger.Packing(
+        limits=limits_of(ctx.settings),
+        line_length=line_length_for(ctx.settings, ctx.registry),
+        registry=ctx.registry,
+    )
+
+
+def line_length_for(settings: Settings, registry: Registry) -> planner.LineLength:
+    """The request line of a block's export, as the client would send it."""
 
     def line_length(block: planner.Block) -> int:
-        return request_line_length(s.vidicenter_url, block_query(registry, block))
+        return request_line_length(settings.vidicenter_url, block_query(registry, block))
 
-    return ledger.Packing(limits=limits_of(s), line_length=line_length, registry=registry)
+    return line_length
 
 
 def limits_of(settings: Settings) -> planner.Limits:

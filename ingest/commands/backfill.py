@@ -7,11 +7,12 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import structlog
 
-from ingest import ledger
+from ingest import ledger, planner
 from ingest.commands import EXIT_DEAD, EXIT_OK
 from ingest.config import Settings
 from ingest.datatypes import REGISTRY, DataType, Registry
@@ -25,9 +26,9 @@ from ingest.jobspecs import (
     vidicenter_specs,
 )
 from ingest.ledger import reports
-from ingest.pipeline import Context
+from ingest.pipeline import Context, limits_of, line_length_for
 from ingest.progress import BackfillResult, Progress, summary
-from ingest.topology import resolve_scope
+from ingest.topology import TopologySource, resolve_scope
 from ingest.wiring import Wired, open_context, open_pool, require_migrated
 from ingest.worker import loops_for, work_vendor
 
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 
 async def main(args: argparse.Namespace, settings: Settings, registry: Registry = REGISTRY) -> int:
+    if getattr(args, "plan", False):
+        return await print_plan(args, settings, registry)
     vendor = Vendor(args.vendor)
     days = days_between(args.first, args.last)
     # every usage error is found before any I/O
@@ -77,12 +80,15 @@ class _VidiCenterPlan(_Plan):
     default_locations: Sequence[str] | None  # None: every active location
 
     async def specs(self, wired: Wired) -> list[JobSpec]:
+        assert wired.vidicenter is not None
+        return await self.specs_from(wired.vidicenter)
+
+    async def specs_from(self, topology: TopologySource) -> list[JobSpec]:
         req = self.request
         if req.data_type.scope_kind is ScopeKind.extrapolated:
             return vidicenter_specs(req)
-        assert wired.vidicenter is not None
         ids = await resolve_scope(
-            wired.vidicenter,
+            topology,
             req.sources,
             req.data_type.scope_kind,
             default_locations=self.default_locations,
@@ -187,3 +193,102 @@ async def run_backfill(
         seconds=time.monotonic() - started,
         dead=await reports.dead_jobs(ctx.pool, ids),
     )
+
+
+# --- --plan: the exports a backfill would go out in, without calling the vendor ------------
+
+
+class _NoVendor:
+    """A topology source for `--plan`: any lookup would be a call to the vendor."""
+
+    def _refuse(self) -> Any:
+        raise UsageError(
+            "--plan calls no vendor, so it cannot look up sites, tags or every location: "
+            "give --locations (or a list in INGEST_VIDICENTER_LOCATIONS)"
+        )
+
+    async def list_locations(self) -> list[dict[str, Any]]:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    async def list_location_tags(self) -> list[dict[str, Any]]:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    async def list_site_tags(self) -> list[dict[str, Any]]:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    async def list_site_locations(self, site_id: str) -> list[dict[str, Any]]:
+        return self._refuse()  # type: ignore[no-any-return]
+
+
+async def print_plan(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    """`backfill --plan`: print the jobs, the exports they would be packed into and what those
+    cost at the configured budget; read the ledger, call no vendor, enqueue nothing."""
+    if args.vendor != Vendor.vidicenter.value:
+        raise UsageError("--plan: only VidiCenter jobs are packed into exports")
+    if args.enqueue_only:
+        raise UsageError("--plan and --enqueue-only do not go together")
+    days = days_between(args.first, args.last)
+    request = _vidicenter_plan(args, settings, days, registry)
+    specs = await request.specs_from(_NoVendor())
+    async with open_pool(settings) as pool:
+        await require_migrated(pool)
+        done = set() if args.force else await ledger.done_specs(pool, specs)
+        todo = [s for i, s in enumerate(specs) if i not in done]
+        seen: dict[str, int] = {}
+        dt, res = request.request.data_type, request.request.resolution
+        if todo and planner.observed(dt, res):
+            first = todo[0]
+            same = (first.vendor.value, first.data_type, res, ledger.params_json(first.params))
+            seen = await ledger.rows_seen(pool, same, sorted({s.scope for s in todo}))
+    estimate = planner.estimator(dt, res, todo[0].params if todo else {}, seen)
+    line = line_length_for(settings, registry)
+    blocks = planner.plan_exports(
+        todo,
+        estimate_for=lambda _group: estimate,
+        limits=limits_of(settings),
+        line_length=line,
+        force=args.force,
+    )
+    print(_plan_text(specs, len(done), blocks, estimate, line, settings))
+    return EXIT_OK
+
+
+_SHOWN = 20  # exports listed one by one; the others are counted
+
+
+def _plan_text(
+    specs: Sequence[JobSpec],
+    done: int,
+    blocks: Sequence[planner.Block],
+    estimate: planner.Estimate,
+    line: planner.LineLength,
+    settings: Settings,
+) -> str:
+    first = specs[0]
+    scopes = len({s.scope for s in specs})
+    spans = sorted({s.day for s in specs})
+    kind = first.scope.kind.value
+    lines = [
+        f"{len(specs)} job(s) of {first.data_type} at {first.time_resolution}: {scopes} {kind}"
+        f"(s) x {len(spans)} day(s) from {spans[0]} to {spans[-1]}; {done} already done"
+    ]
+    lines.append(
+        f"{len(blocks)} export(s), at most {settings.vidicenter_max_exports} running at once:"
+    )
+    for block in blocks[:_SHOWN]:
+        rows = sum(estimate(s) for s in block.scopes) * len(block.days)
+        lines.append(
+            f"  {block.start} to {block.end - timedelta(days=1)}: {len(block.days)} day(s) x "
+            f"{len(block.scopes)} {kind}(s), {block.jobs} job(s), about {rows:,} rows, "
+            f"request line {line(block)} bytes"
+        )
+    if len(blocks) > _SHOWN:
+        lines.append(f"  ... and {len(blocks) - _SHOWN} more")
+    cost = planner.cost(blocks, calls_per_minute=settings.vidicenter_calls_per_minute)
+    lines.append(
+        f"at least {cost.calls} vendor call(s) (2 an export; more while a build is slow): "
+        f"{cost.minutes:.1f} min at {settings.vidicenter_calls_per_minute} calls a minute, "
+        "plus the vendor's build times"
+    )
+    lines.append("nothing was sent to VidiCenter and nothing was enqueued")
+    return "\n".join(lines)

@@ -294,6 +294,29 @@ async def rows_seen(
     return {Scope.parse(r["scope"]).id: int(r["n"]) for r in rows}
 
 
+async def done_specs(conn: Executor, specs: Sequence[JobSpec]) -> set[int]:
+    """The positions in `specs` of the jobs that exist and are done (a plan leaves them out
+    unless forced)."""
+    if not specs:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT t.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::date[]) WITH ORDINALITY AS t(v, d, r, p, s, day, n)
+        JOIN ingest.jobs j ON j.vendor = t.v AND j.data_type = t.d AND j.time_resolution = t.r
+            AND j.params = t.p::jsonb AND j.scope = t.s AND j.day = t.day
+        WHERE j.status = 'done'
+        """,
+        [s.vendor.value for s in specs],
+        [s.data_type for s in specs],
+        [s.time_resolution for s in specs],
+        [params_json(s.params) for s in specs],
+        [s.scope.encode() for s in specs],
+        [s.day for s in specs],
+    )
+    return {int(r["n"]) - 1 for r in rows}
+
+
 async def update_leased(
     conn: Executor, sql: str, ids: Sequence[int], *args: Any, owner: str
 ) -> None:
