@@ -157,6 +157,13 @@ def _owned_rows(chunk: NormalizedExport, slices: Slices) -> tuple[NormalizedExpo
                 day=slices.start.date(),
             )
         whens = [max(w, slices.start) for w in whens]
+    first = earliest.date()
+    if max(whens) < datetime.combine(first + timedelta(days=1), time.min) <= slices.end:
+        # the usual chunk: rows of one day (a raw export's rows come location by location)
+        key_day = slices.key_of(None, first)[1]
+        counts = Counter({(s, key_day): n for s, n in Counter(scopes).items()})
+        if (slices.owned - slices.skip).issuperset(counts):
+            return chunk, counts
     days = list(map(datetime.date, whens))
     if slices.resolution in COARSE:
         bucket = {d: slices.key_of(None, d)[1] for d in set(days)}

@@ -74,7 +74,7 @@ def decoder(table: TableSpec, fills: tuple[str, str, str]) -> msgspec.json.Decod
 
 
 def decode_records(
-    table: TableSpec, fills: tuple[str, str, str], data: bytes
+    table: TableSpec, fills: tuple[str, str, str], data: bytes | bytearray
 ) -> list[tuple[object, ...]] | None:
     """The records of a slice (a JSON array of rows), or None when a row is not of the
     documented shape. Raises msgspec.DecodeError when the slice is not JSON."""

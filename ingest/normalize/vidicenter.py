@@ -213,7 +213,7 @@ def normalize_chunks(
 def normalize_slices(
     dt: DataType,
     resolution: str,
-    slices: Iterable[bytes],
+    slices: Iterable[bytes | bytearray],
     *,
     scope: str,
     extrapolation_amount: str | None = None,

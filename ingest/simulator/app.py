@@ -67,7 +67,8 @@ async def _with_faults(
     response = await handler(request)
     if draw.malformed and isinstance(response, FinishedAnswer):
         counts.malformed += 1
-        response.body = malform(response.body if isinstance(response.body, bytes) else b"")
+        body = response.body
+        response.body = malform(bytes(body) if isinstance(body, bytes | bytearray) else b"")
     if draw.drop:
         # after the handler: the call took effect (an export may have started), the answer is lost
         counts.dropped += 1

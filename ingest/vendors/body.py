@@ -76,7 +76,9 @@ class ExportAnswer(Mapping[str, Any]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def row_slices(self, slice_bytes: int = SLICE, *, whole: bool = False) -> Iterator[bytes]:
+    def row_slices(
+        self, slice_bytes: int = SLICE, *, whole: bool = False
+    ) -> Iterator[bytes | bytearray]:
         """The rows of `data`, as JSON arrays of whole rows of about `slice_bytes` each (one
         array with every row if `whole`). BodyUnreadable if the array is cut short."""
         if self._file is None or self._data_at is None:
@@ -189,7 +191,7 @@ def _ends_whole(end: bytes) -> bool:
     return False
 
 
-def _slices(file: IO[bytes], slice_bytes: int) -> Iterator[bytes]:
+def _slices(file: IO[bytes], slice_bytes: int) -> Iterator[bytes | bytearray]:
     rest = b""
     marker: bytes | None = None
     while True:
@@ -212,7 +214,10 @@ def _slices(file: IO[bytes], slice_bytes: int) -> Iterator[bytes]:
             continue
         end, start = cut
         rest = buf[start:]
-        yield b"[" + buf[:end] + b"]"
+        out = bytearray(b"[")  # one copy of the rows, not three
+        out += memoryview(buf)[:end]
+        out += b"]"
+        yield out
     rows, _tail = _last_rows(rest)
     if rows.strip(_WS):
         yield b"[" + rows + b"]"
@@ -238,19 +243,22 @@ def _cut(buf: bytes, marker: bytes) -> tuple[int, int] | None:
         at = buf.rfind(marker, 1, end)
         if at < 0:
             return None
-        piece = buf[:at].rstrip(_WS)
-        if piece.endswith(b",") and _whole(piece[:-1]):
-            return len(piece) - 1, at
+        comma = at - 1
+        while comma > 0 and buf[comma] in _WS:
+            comma -= 1
+        if buf[comma] == ord(",") and _whole(buf, comma):
+            return comma, at
         end = at
     return None
 
 
-def _whole(piece: bytes) -> bool:
-    """Whether `piece` is whole rows: its brackets balance, or it parses as a list."""
-    if piece.count(b"{") == piece.count(b"}") and piece.count(b"[") == piece.count(b"]"):
+def _whole(buf: bytes, end: int) -> bool:
+    """Whether `buf[:end]` is whole rows. A cut inside a row leaves its braces unbalanced
+    (braces inside strings may unbalance them too: then a parse decides)."""
+    if buf.count(b"{", 0, end) == buf.count(b"}", 0, end):
         return True
     try:
-        _RAW_LIST.decode(b"[" + piece + b"]")
+        _RAW_LIST.decode(b"[" + buf[:end] + b"]")
     except msgspec.DecodeError:
         return False
     return True
