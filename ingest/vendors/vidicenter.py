@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
 DATA_PATH = "/api/v1/data/"
+# Until a build has been seen, the wait between polls doubles: a build of unknown length
+# costs about log2(its seconds / INGEST_VIDICENTER_POLL_INITIAL_S) polls.
+COLD_GROWTH = 2.0
 
 
 class Budget(Protocol):
@@ -308,7 +311,7 @@ class _Polls:
                 self.probe = True
                 c._builds.start_probe()
             wait = min(c._poll_max_s, self.cold_wait * c._rng.uniform(0.8, 1.2))
-            self.cold_wait = min(c._poll_max_s, self.cold_wait * 1.6)
+            self.cold_wait = min(c._poll_max_s, self.cold_wait * COLD_GROWTH)
             return wait
         elapsed = c._clock() - self.started_at
         target = first_poll_after(predicted)

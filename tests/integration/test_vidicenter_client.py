@@ -152,7 +152,7 @@ def data_urls(mocked: Mocked) -> list[str]:
 
 
 def nominal_poll_wait(n: int, *, initial: float = POLL_INITIAL_S, cap: float = POLL_MAX_S) -> float:
-    return min(cap, initial * 1.6**n)
+    return min(cap, initial * 2.0**n)
 
 
 # --- credentials and transport ----------------------------------------------------------
@@ -251,6 +251,40 @@ async def test_polls_are_spaced_by_growing_jittered_waits_capped_at_poll_max(
     assert max(sleeps.waits[:3]) < min(sleeps.waits[-3:])  # growing
     assert observed == sleeps.waits  # the poll-wait metric sees what was slept
     assert sleeps.calls_in_flight == [0] * 9  # no budget place held while waiting
+
+
+async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    # the first export finds out: not ready after about 3 and 9 s, ready after about 21
+    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 2, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+    not_ready_at, ready_after = sum(sleeps.waits[:2]), sum(sleeps.waits)
+    sleeps.waits.clear()
+
+    script(mocked, {"state": "started"}, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+
+    # one wait, just past the build time seen: two calls for the whole export
+    [wait] = sleeps.waits
+    expected = (not_ready_at + ready_after) / 2
+    assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
+    assert len(data_urls(mocked)) == 4 + 2
+
+
+async def test_an_export_slower_than_those_seen_is_polled_at_growing_intervals(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    script(mocked, {"state": "started"}, {"state": "in_progress"}, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+    sleeps.waits.clear()
+    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 3, finished())
+
+    await client.run_export(QUERY, expected_rows=1000)
+
+    first, *late = sleeps.waits
+    assert len(late) == 3
+    assert late[0] < late[1] < late[2] and max(late) <= POLL_MAX_S
 
 
 async def test_no_poll_wait_is_longer_than_poll_max_s(
