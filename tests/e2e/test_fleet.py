@@ -160,3 +160,41 @@ async def test_a_poisoned_row_costs_only_its_own_location_day(
         if not (r["location_id"] == 1003 and r["period_start"].startswith("2024-03-02"))
     ]
     await assert_table_holds(pool, "viewers", expected)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "first", "last", "bucket", "bucket_end"),
+    [
+        ("7d", date(2024, 3, 7), date(2024, 3, 10), date(2024, 3, 4), date(2024, 3, 11)),
+        ("1M", date(2024, 10, 5), date(2024, 10, 8), date(2024, 10, 1), date(2024, 11, 1)),
+        ("30d", date(2024, 1, 20), date(2024, 1, 21), date(2024, 1, 18), date(2024, 2, 17)),
+    ],
+)
+async def test_a_backfill_at_a_coarse_resolution_stores_one_row_per_location_and_bucket(
+    db_url: str,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+    resolution: str,
+    first: date,
+    last: date,
+    bucket: date,
+    bucket_end: date,
+) -> None:
+    locations = FLEET[:6]
+    async with simulator(build_seconds=0.05, location_count=6) as sim:
+        env = ingest_env(db_url, sim)
+        args = backfill_args("viewers", first, last, resolution=resolution, locations=locations)
+        ran = await run_ingest(env, *args, cwd=tmp_path)
+        assert ran.code == 0, ran.explain()
+        # the export asked for the whole bucket, whatever days the backfill named
+        (start,) = sim.starts()
+        assert (start.query["start"][:10], start.query["end"][:10]) == (
+            bucket.isoformat(),
+            bucket_end.isoformat(),
+        )
+        query = start.query | {"locations": ",".join(locations)}
+        expected = [r | {"time_resolution": resolution} for r in vendor_rows(sim, query)]
+    jobs = await pool.fetch("SELECT day, status, rows_loaded FROM ingest.jobs")
+    assert [(j["day"], j["status"], j["rows_loaded"]) for j in jobs] == [(bucket, "done", 1)] * 6
+    await assert_table_holds(pool, "viewers", expected)
+    assert {r["period_start"] for r in expected} == {f"{bucket.isoformat()} 00:00:00"}

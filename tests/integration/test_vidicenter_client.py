@@ -282,7 +282,7 @@ async def test_an_export_slower_than_those_seen_is_polled_at_growing_intervals(
 
     await client.run_export(QUERY, expected_rows=1000)
 
-    first, *late = sleeps.waits
+    _first, *late = sleeps.waits
     assert len(late) == 3
     assert late[0] < late[1] < late[2] and max(late) <= POLL_MAX_S
 
