@@ -114,7 +114,7 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> AsyncIterator[_LeaseW
                     await ledger.extend_lease(ctx.pool, jobs, owner=ctx.owner, lease_s=lease)
                 except ledger.LeaseLost:
                     watch.lost = True
-                    log.warning("job.lease_lost", jobs=[j.id for j in jobs])
+                    log.warning("job.lease_lost", jobs=job_ids(jobs))
                     tg.cancel_scope.cancel()
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -158,9 +158,16 @@ async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -
     return _outcome_of(decision, jobs, error)
 
 
+def job_ids(jobs: Sequence[Job]) -> list[int] | str:
+    """The jobs' ids for a log line: listed when few, else their count and range (an export
+    may carry tens of thousands)."""
+    ids = sorted(j.id for j in jobs)
+    return ids if len(ids) <= 20 else f"{len(ids)} jobs, {ids[0]}..{ids[-1]}"
+
+
 def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Outcome:
     reason = type(error).__name__
-    ids = [j.id for j in jobs]
+    ids = job_ids(jobs)
     match decision.action:
         case Action.hand_back:
             raise error
@@ -479,13 +486,15 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
 async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Dispatch a claimed batch to its vendor's pipeline, its context bound to the logs."""
     first = jobs[0]
+    scopes = {j.scope for j in jobs}
     with structlog.contextvars.bound_contextvars(
         vendor=first.vendor.value,
         data_type=first.data_type,
         resolution=first.time_resolution,
-        scope=str(first.scope) if len(jobs) == 1 else f"{len(jobs)} {first.scope.kind}s",
+        scope=str(first.scope) if len(scopes) == 1 else f"{len(scopes)} {first.scope.kind}s",
         day=first.day.isoformat(),
-        jobs=[j.id for j in jobs],
+        days=len({j.day for j in jobs}),
+        jobs=job_ids(jobs),
     ):
         if first.vendor is Vendor.vidicenter:
             return await work_vidicenter(ctx, jobs)
