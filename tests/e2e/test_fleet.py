@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +198,43 @@ async def test_a_backfill_at_a_coarse_resolution_stores_one_row_per_location_and
     assert [(j["day"], j["status"], j["rows_loaded"]) for j in jobs] == [(bucket, "done", 1)] * 6
     await assert_table_holds(pool, "viewers", expected)
     assert {r["period_start"] for r in expected} == {f"{bucket.isoformat()} 00:00:00"}
+
+
+async def test_the_service_packs_a_fleets_refresh_and_refreshes_today_at_every_tick(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    today = datetime.now(UTC).date()  # the schedule's day (INGEST_DAY_TIMEZONE is UTC)
+    async with simulator(build_seconds=0.05, location_count=50) as sim:
+        env = ingest_env(
+            db_url,
+            sim,
+            vidicenter_locations=",".join(FLEET),
+            vidicenter_schedule="viewers:1h",
+            schedule_lookback_days=1,
+            http_port=0,
+        )
+        first = await run_ingest(env, "run", "--once", cwd=tmp_path)
+        assert first.code == 0, first.explain()
+        # yesterday and today of 50 locations: 100 jobs, one export
+        (export,) = sim.starts()
+        assert len(export.query["locations"].split(",")) == 50
+        assert await job_counts(pool) == {"pending": 0, "running": 0, "done": 100, "dead": 0}
+        before = await _finished_at(pool)
+
+        # the next tick, however soon: today's jobs, done before it, are due again (in one
+        # export, rebuilt with force_rebuild); yesterday's were done today: not yet
+        second = await run_ingest(env, "run", "--once", cwd=tmp_path)
+        assert second.code == 0, second.explain()
+        (again,) = sim.starts()[1:]
+        assert again.forced and again.query["start"][:10] == today.isoformat()
+        assert len(again.query["locations"].split(",")) == 50
+        assert_no_violations(sim)
+    after = await _finished_at(pool)
+    refreshed = {key for key in before if after[key] != before[key]}
+    assert refreshed == {key for key in before if key[1] == today}
+    assert len(refreshed) == 50
+
+
+async def _finished_at(pool: asyncpg.Pool) -> dict[tuple[str, date], Any]:
+    rows = await pool.fetch("SELECT scope, day, finished_at FROM ingest.jobs")
+    return {(r["scope"], r["day"]): r["finished_at"] for r in rows}
