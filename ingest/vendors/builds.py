@@ -60,6 +60,9 @@ class BuildTimes:
             predicted = self.predict(kind, rows)
             seconds = ready_after if predicted is None else min(ready_after, predicted * SETTLE)
         self._seen.setdefault(kind, deque(maxlen=KEPT)).append(Seen(max(1, rows), seconds))
+        self._wake()
+
+    def _wake(self) -> None:
         if self._learned is not None:
             self._learned.set()
             self._learned = None
@@ -72,7 +75,9 @@ class BuildTimes:
         self._probing += 1
 
     def end_probe(self) -> None:
+        """The probe is over; if it saw no build (it failed), a waiting export takes over."""
         self._probing -= 1
+        self._wake()
 
     async def wait_learned(self, timeout_s: float) -> None:
         """Wait until a build is seen (by the probe), at most `timeout_s`."""

@@ -1,5 +1,7 @@
 """Predicting an export's build time from the builds seen, to put the first poll after it."""
 
+import anyio
+
 from ingest.vendors.builds import BuildTimes, first_poll_after
 
 
@@ -39,3 +41,20 @@ def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> N
     assert builds.predict("footfall:1h", 1000) == 10.0
     builds.observe("footfall:1h", 1000, not_ready_at=29.0, ready_after=31.0)
     assert builds.predict("footfall:1h", 1000) == 30.0
+
+
+async def test_exports_waiting_for_the_probe_wake_when_it_ends_without_a_build() -> None:
+    builds = BuildTimes()
+    builds.start_probe()
+    woken: list[bool] = []
+
+    async def wait() -> None:
+        await builds.wait_learned(timeout_s=3600)
+        woken.append(builds.probing)
+
+    with anyio.fail_after(10):  # an hour's wait would mean it was not woken
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            builds.end_probe()  # its export failed: no build seen
+    assert woken == [False]  # the waiter is free to probe in turn
