@@ -10,11 +10,13 @@ from datetime import date
 import anyio
 
 from ingest import __version__
-from ingest.commands import EXIT_USAGE, backfill, demo, migrate, run, simulate, status
+from ingest.commands import EXIT_USAGE, backfill, demo, jobs, migrate, run, simulate, status
 from ingest.config import Settings, load_settings
 from ingest.datatypes import REGISTRY, OptionKind, Registry
+from ingest.domain import JobStatus, Vendor
 from ingest.errors import ConfigError, MigrationError, UsageError
 from ingest.logs import configure_logging
+from ingest.progress import PROGRESS_EVERY_S
 from ingest.simulator.config import add_arguments as add_simulator_arguments
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
@@ -23,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     "backfill": backfill.main,
     "run": run.main,
     "status": status.main,
+    "jobs": jobs.main,
     "demo": demo.main,
     "simulate": simulate.main,
 }
@@ -33,6 +36,22 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 0")
+    return int(value)
 
 
 def _ids(value: str) -> list[str]:
@@ -60,8 +79,13 @@ def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
     _add_backfill(sub, registry)
     run_parser = sub.add_parser("run", help="the long-running worker")
     run_parser.add_argument("--once", action="store_true", help="drain what is due and exit")
-    st = sub.add_parser("status", help="job counts, oldest pending job, recent failures")
+    st = sub.add_parser(
+        "status",
+        help="job counts, days by data type, oldest pending job, recent failures; "
+        "exit 1 when a job is dead",
+    )
     st.add_argument("--json", action="store_true", help="one JSON object")
+    _add_jobs(sub)
     sub.add_parser("demo", help="the whole job end to end on the built-in simulator")
     add_simulator_arguments(sub.add_parser("simulate", help="serve the vendor simulator alone"))
     return parser
@@ -103,6 +127,35 @@ def _add_backfill(
         help="print the jobs, the exports they would go out in and their cost, then exit;"
         " calls no vendor",
     )
+    bf.add_argument(
+        "--progress-every",
+        type=_seconds,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help=f"off a terminal, log the progress this often (default {PROGRESS_EVERY_S:g})",
+    )
+
+
+def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs_parser = sub.add_parser("jobs", help="list, retry or cancel jobs of the ledger")
+    actions = jobs_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    helps = {
+        "list": "the matching jobs, by day",
+        "retry": "matching dead jobs back to pending, tries counted from zero",
+        "cancel": "remove matching pending and dead jobs from the ledger (a filter is required)",
+    }
+    for action, text in helps.items():
+        p = actions.add_parser(action, help=text, description=text)
+        p.add_argument("--status", choices=[s.value for s in JobStatus])
+        p.add_argument("--vendor", choices=[v.value for v in Vendor])
+        p.add_argument("--data-type", help="e.g. viewers, ots, entities (Angus)")
+        p.add_argument("--from", dest="first", type=_day, metavar="DAY", help="first day")
+        p.add_argument("--to", dest="last", type=_day, metavar="DAY", help="last day")
+        if action == "list":
+            p.add_argument("--json", action="store_true", help="one JSON object")
+            p.add_argument(
+                "--limit", type=_count, default=100, help="most jobs shown (default 100; 0: all)"
+            )
 
 
 def _fail(error: Exception) -> int:

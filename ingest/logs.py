@@ -33,6 +33,30 @@ class SecretRedactor:
         return line
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is at the time of writing: while a live progress display has
+    taken it over, log lines print above the display instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def _foreign_event(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """A standard-library record (asyncio, aiohttp, asyncpg) as one of ours: its logger's
+    dotted name is the event, its text the `message`."""
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["message"] = event_dict.pop("event", "")
+        event_dict["event"] = record.name
+    return event_dict
+
+
 def configure_logging(
     *,
     level: str = "info",
@@ -41,7 +65,7 @@ def configure_logging(
     stream: TextIO | None = None,
 ) -> None:
     """Configure structlog (and the standard library's logging) once for the process."""
-    out = stream or sys.stderr
+    out: Any = stream or _CurrentStderr()
     as_json = fmt == LogFormat.json or (fmt == LogFormat.auto and not out.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -66,12 +90,13 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the standard library (aiohttp, asyncpg) go through the
-    # same redactor and the same stream.
+    # Libraries that log through the standard library (asyncio, aiohttp, asyncpg) and
+    # Python's warnings go through the same processors, redactor and stream: one JSON line
+    # each, their logger's name as the event. Their info and debug chatter is left out.
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, _foreign_event],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 *renderer,
@@ -82,3 +107,4 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric if numeric > logging.INFO else logging.WARNING)
+    logging.captureWarnings(True)

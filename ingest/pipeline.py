@@ -114,7 +114,7 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> AsyncIterator[_LeaseW
                     await ledger.extend_lease(ctx.pool, jobs, owner=ctx.owner, lease_s=lease)
                 except ledger.LeaseLost:
                     watch.lost = True
-                    log.warning("job.lease_lost", jobs=job_ids(jobs))
+                    log.warning("job.lease_lost", job_ids=job_ids(jobs))
                     tg.cancel_scope.cancel()
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -158,11 +158,10 @@ async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -
     return _outcome_of(decision, jobs, error)
 
 
-def job_ids(jobs: Sequence[Job]) -> list[int] | str:
-    """The jobs' ids for a log line: listed when few, else their count and range (an export
-    may carry tens of thousands)."""
-    ids = sorted(j.id for j in jobs)
-    return ids if len(ids) <= 20 else f"{len(ids)} jobs, {ids[0]}..{ids[-1]}"
+def job_ids(jobs: Sequence[Job], most: int = 20) -> list[int]:
+    """The jobs' ids for a log line, at most `most` of them (an export may carry tens of
+    thousands; the line's `jobs` counts them)."""
+    return sorted(j.id for j in jobs)[:most]
 
 
 def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Outcome:
@@ -172,15 +171,15 @@ def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Ou
         case Action.hand_back:
             raise error
         case Action.abandon:
-            log.warning("job.lease_lost", jobs=ids)
+            log.warning("job.lease_lost", job_ids=ids)
             return Outcome()
         case Action.dead:
-            log.warning("job.dead", jobs=ids, error=decision.reason)
+            log.warning("job.dead", job_ids=ids, error=decision.reason)
             return Outcome(dead=len(jobs), reason=reason)
         case _:
             log.warning(
                 "job.retry_scheduled",
-                jobs=ids,
+                job_ids=ids,
                 error=decision.reason,
                 retry_in_s=round(decision.delay_s, 2),
                 rebuild=decision.action is Action.rebuild,
@@ -494,7 +493,8 @@ async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
         scope=str(first.scope) if len(scopes) == 1 else f"{len(scopes)} {first.scope.kind}s",
         day=first.day.isoformat(),
         days=len({j.day for j in jobs}),
-        jobs=job_ids(jobs),
+        jobs=len(jobs),
+        job_ids=job_ids(jobs),
     ):
         if first.vendor is Vendor.vidicenter:
             return await work_vidicenter(ctx, jobs)

@@ -101,9 +101,15 @@ async def open_context(
     *,
     metrics: Metrics | None = None,
     on_outcome: Callable[[str, Outcome], None] | None = None,
+    on_budget_wait: Callable[[str, float], None] | None = None,
+    on_poll_wait: Callable[[float], None] | None = None,
     registry: Registry = REGISTRY,
 ) -> AsyncIterator[Wired]:
-    """A pipeline context with a client for every configured vendor, for the block's life."""
+    """A pipeline context with a client for every configured vendor, for the block's life.
+
+    `on_budget_wait(account, seconds)` and `on_poll_wait(seconds)` hear of every wait for
+    the call budget and between export polls, as the metrics do (a backfill's progress).
+    """
     traces = [metrics.trace_config()] if metrics is not None else None
     async with AsyncExitStack() as stack:
         vidicenter = None
@@ -116,7 +122,8 @@ async def open_context(
                     trace_configs=traces,
                 )
             )
-            vidicenter = _vidicenter_client(settings, pool, session, metrics)
+            waits = _Waits(metrics, on_budget_wait, on_poll_wait)
+            vidicenter = _vidicenter_client(settings, pool, session, waits)
         if settings.angus_configured:
             session = await stack.enter_async_context(
                 new_session(
@@ -149,11 +156,32 @@ async def open_context(
         yield Wired(ctx, vidicenter)
 
 
+@dataclass(frozen=True)
+class _Waits:
+    """Who hears of the VidiCenter client's waits: the metrics and one more listener."""
+
+    metrics: Metrics | None
+    on_budget_wait: Callable[[str, float], None] | None
+    on_poll_wait: Callable[[float], None] | None
+
+    def budget_waited(self, account: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.budget_waited(account, seconds)
+        if self.on_budget_wait is not None:
+            self.on_budget_wait(account, seconds)
+
+    def poll_waited(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.poll_wait.observe(seconds)
+        if self.on_poll_wait is not None:
+            self.on_poll_wait(seconds)
+
+
 def _vidicenter_client(
     settings: Settings,
     pool: asyncpg.Pool,
     session: aiohttp.ClientSession,
-    metrics: Metrics | None,
+    waits: _Waits,
 ) -> VidiCenterClient:
     assert settings.vidicenter_username and settings.vidicenter_token
     budget = CallBudget(
@@ -166,7 +194,7 @@ def _vidicenter_client(
         # answering them (releasing them when the worker dies let a third connection
         # through in a test)
         stale_s=settings.http_timeout_s + 1,
-        on_wait=metrics.budget_waited if metrics is not None else None,
+        on_wait=waits.budget_waited,
     )
     return VidiCenterClient(
         session,
@@ -178,5 +206,5 @@ def _vidicenter_client(
         poll_initial_s=settings.vidicenter_poll_initial_s,
         poll_max_s=settings.vidicenter_poll_max_s,
         deadline_s=settings.vidicenter_export_deadline_s,
-        on_poll_wait=metrics.poll_wait.observe if metrics is not None else None,
+        on_poll_wait=waits.poll_waited,
     )

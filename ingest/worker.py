@@ -45,7 +45,7 @@ async def run_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await ledger.release_jobs(ctx.pool, jobs, owner=ctx.owner)
-            log.info("job.handed_back", jobs=[j.id for j in jobs])
+            log.info("job.handed_back", job_ids=[j.id for j in jobs])
         raise
     except DB_DOWN:
         # the failure could not be recorded; hand the jobs back rather than leave them

@@ -4,16 +4,21 @@ report."""
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Sequence
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import anyio
+import anyio.abc
+import asyncpg
 import structlog
 
 from ingest import ledger, planner
-from ingest.commands import EXIT_DEAD, EXIT_OK
+from ingest.commands import EXIT_DEAD, EXIT_INTERRUPTED, EXIT_OK
 from ingest.config import Settings
 from ingest.datatypes import REGISTRY, DataType, Registry
 from ingest.domain import SOURCE_KINDS, JobSpec, ScopeKind, Vendor
@@ -26,11 +31,12 @@ from ingest.jobspecs import (
     vidicenter_specs,
 )
 from ingest.ledger import reports
+from ingest.ledger.jobs import Executor
 from ingest.pipeline import Context, limits_of, line_length_for
-from ingest.progress import BackfillResult, Progress, summary
+from ingest.progress import BackfillResult, Progress, shown_while, summary
 from ingest.topology import TopologySource, resolve_scope
 from ingest.wiring import Wired, open_context, open_pool, require_migrated
-from ingest.worker import loops_for, work_vendor
+from ingest.worker import DB_DOWN, loops_for, work_vendor
 
 log = structlog.get_logger(__name__)
 
@@ -50,22 +56,21 @@ async def main(args: argparse.Namespace, settings: Settings, registry: Registry 
     async with open_pool(settings) as pool:
         await require_migrated(pool)
         async with open_context(
-            settings, pool, on_outcome=progress.update, registry=registry
+            settings,
+            pool,
+            on_outcome=progress.on_outcome,
+            on_budget_wait=progress.on_budget_wait,
+            on_poll_wait=progress.on_poll_wait,
+            registry=registry,
         ) as wired:
-            specs = await plan.specs(wired)
-            progress.total = len(specs)
-            result = await run_backfill(
-                wired.ctx,
-                vendor,
-                specs,
-                force=args.force,
-                enqueue_only=args.enqueue_only,
-                progress=progress,
-            )
-    if args.enqueue_only:
-        print(f"enqueued {len(specs)} job(s); `ingest run` will work them")
-        return EXIT_OK
+            if args.enqueue_only:
+                ids = await enqueue(wired.ctx, vendor, await plan.specs(wired), force=args.force)
+                print(f"enqueued {len(ids)} job(s); `ingest run` will work them")
+                return EXIT_OK
+            result = await _work_shown(wired, vendor, plan, args, progress)
     print(summary(result))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_DEAD if result.counts["dead"] else EXIT_OK
 
 
@@ -163,35 +168,125 @@ def _angus_plan(
     return _AngusPlan(streams, resolution, days)
 
 
-async def run_backfill(
-    ctx: Context,
-    vendor: Vendor,
-    specs: Sequence[JobSpec],
-    *,
-    force: bool,
-    enqueue_only: bool,
-    progress: Progress | None = None,
+# --- working the run, its progress, its summary and Ctrl-C ----------------------------------
+
+
+async def _work_shown(
+    wired: Wired, vendor: Vendor, plan: _Plan, args: argparse.Namespace, progress: Progress
 ) -> BackfillResult:
-    """Enqueue the specs' jobs and, unless `enqueue_only`, work them to the end."""
-    started = time.monotonic()
+    """Plan, enqueue and work the run with its progress shown from the start; SIGINT or
+    SIGTERM stops it (its jobs are handed back) and the summary is still made."""
+    ctx = wired.ctx
+
+    async def work() -> str | None:
+        async def plan_and_work() -> None:
+            specs = await plan.specs(wired)
+            await run_backfill(ctx, vendor, specs, force=args.force, progress=progress)
+
+        return await until_signal(plan_and_work)
+
+    interrupted = await shown_while(
+        progress,
+        ctx.pool,
+        work,
+        title=_title(plan),
+        out=sys.stderr,
+        every_s=args.progress_every,
+    )
+    return await backfill_result(ctx.pool, progress, interrupted=interrupted)
+
+
+def _title(plan: _Plan) -> str:
+    """What the display is about: vendor, data type and resolution."""
+    if isinstance(plan, _VidiCenterPlan):
+        req = plan.request
+        return f"vidicenter {req.data_type.name} {req.resolution}"
+    assert isinstance(plan, _AngusPlan)
+    return f"angus entities {plan.resolution}"
+
+
+async def until_signal(work: Callable[[], Awaitable[None]]) -> str | None:
+    """Run `work` until it ends or SIGINT/SIGTERM arrives; a signal cancels it, which hands
+    its claimed jobs back to the queue. Returns the signal's name, or None."""
+    caught: list[str] = []
+    error: Exception | None = None
+    scope = anyio.CancelScope()
+
+    async def watch(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if not caught:
+                    caught.append(signal.Signals(signum).name)
+                    log.info("backfill.interrupted", signal=caught[0])
+                scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(watch)
+        try:
+            with scope:
+                await work()
+        except Exception as e:
+            error = e
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return caught[0] if caught else None
+
+
+async def enqueue(
+    ctx: Context, vendor: Vendor, specs: Sequence[JobSpec], *, force: bool
+) -> list[int]:
+    """Create the run's jobs (done ones stay done unless `force`); their ids."""
     async with ctx.pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, specs, force=force)
     log.info("backfill.enqueued", vendor=vendor.value, jobs=len(ids), force=force)
-    if not enqueue_only:
-        if progress is not None:
-            already = await ledger.job_counts(ctx.pool, ids)
-            progress.done += already["done"]
-            progress.dead += already["dead"]
-        state = await work_vendor(ctx, vendor, loops=loops_for(ctx.settings, vendor), only_ids=ids)
-        if state.auth_error is not None:
-            await ledger.give_up_untried(ctx.pool, ids, f"not tried: {state.auth_error}")
-        if progress is not None:
-            progress.finish()
+    return ids
+
+
+async def run_backfill(
+    ctx: Context, vendor: Vendor, specs: Sequence[JobSpec], *, force: bool, progress: Progress
+) -> None:
+    """Enqueue the specs' jobs and work them until each is done or dead."""
+    ids = await enqueue(ctx, vendor, specs, force=force)
+    progress.begin(ids, await reports.run_state(ctx.pool, ids))
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_when_finished, ctx.pool, ids, progress, stop)
+        loops = loops_for(ctx.settings, vendor)
+        state = await work_vendor(ctx, vendor, loops=loops, only_ids=ids, stop=stop)
+        tg.cancel_scope.cancel()
+    if state.auth_error is not None:
+        await ledger.give_up_untried(ctx.pool, ids, f"not tried: {state.auth_error}")
+
+
+async def _stop_when_finished(
+    pool: Executor, ids: Sequence[int], progress: Progress, stop: anyio.Event
+) -> None:
+    """Set `stop` once every job of the run is done or dead, so that no claim loop sits out
+    an idle poll after the last one ends."""
+    while True:
+        with suppress(*DB_DOWN, asyncpg.PostgresError):
+            counts = await ledger.job_counts(pool, ids)
+            if counts["pending"] + counts["running"] == 0:
+                stop.set()
+                return
+        await progress.next_outcome()
+
+
+async def backfill_result(
+    pool: Executor, progress: Progress, *, interrupted: str | None = None
+) -> BackfillResult:
+    """The run's summary from the ledger, with the rows this run loaded (not earlier runs)."""
+    ids = progress.ids
     return BackfillResult(
-        counts=await ledger.job_counts(ctx.pool, ids),
-        rows=await reports.rows_loaded(ctx.pool, ids),
-        seconds=time.monotonic() - started,
-        dead=await reports.dead_jobs(ctx.pool, ids),
+        counts=await ledger.job_counts(pool, ids),
+        rows=progress.rows,
+        seconds=progress.elapsed_s(),
+        dead=await reports.dead_jobs(pool, ids),
+        already_done=progress.already_done,
+        budget_wait_s=progress.budget_waited_s,
+        interrupted=interrupted,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -54,8 +53,8 @@ def token_expiry(token: str) -> float | None:
         return None
     segment = parts[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        claims = decode_json("angus", base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, BadPayload):  # binascii.Error is a ValueError
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
     if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
@@ -132,7 +131,7 @@ class AngusClient:
                 "angus.page_fetched",
                 client_id=stream.client_id,
                 page=page_number,
-                nb_of_pages=payload.get("nb_of_pages"),
+                pages=payload.get("nb_of_pages"),
                 buckets=len(payload["entities"]),
             )
             if _is_last_page(payload):

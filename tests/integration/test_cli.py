@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-COMMANDS = ["migrate", "backfill", "run", "status", "demo", "simulate"]
+COMMANDS = ["migrate", "backfill", "run", "status", "jobs", "demo", "simulate"]
 
 
 def ingest(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -1,19 +1,27 @@
-"""The deployment files (docker-compose.yml, Dockerfile, deploy/ingest.service) agree with
-the code: every command they run exists, every file they copy is there."""
+"""The deployment files (docker-compose.yml, Dockerfile, .dockerignore,
+deploy/ingest.service, the lock) agree with the code: every command they run exists, every
+file they copy is there, every install goes through the lock. tests/deploy builds and runs
+them for real."""
 
 from __future__ import annotations
 
 import argparse
 import configparser
+import fnmatch
+import http.server
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -66,6 +74,73 @@ def seconds(duration: str) -> float:
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|min|m|s|)", duration.strip())
     assert parts, f"not a duration: {duration!r}"
     return sum(float(n) * units[u[:1]] for n, u in parts)
+
+
+# After SIGTERM the worker gives running jobs the grace, then has 15 s more to hand them back
+# before its task group is cancelled (the `run` command's signal handler); the engine's or
+# systemd's kill timeout must leave a margin over that.
+HAND_BACK_S = 15
+MARGIN_S = 10
+
+
+def stop_deadline(grace: float) -> float:
+    """The latest a worker with this grace exits after SIGTERM."""
+    return grace + HAND_BACK_S
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore leaves the path out of the build context (its last matching
+    pattern wins; `!` re-includes; a pattern that matches a folder covers its contents)."""
+    ignored = False
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(p, pattern) for p in prefixes) or (
+            pattern.startswith("**/") and any(fnmatch.fnmatchcase(p, pattern[3:]) for p in parts)
+        ):
+            ignored = not negate
+    return ignored
+
+
+@contextmanager
+def healthz_server(status: int) -> Iterator[int]:
+    """A server on a free loopback port whose /healthz answers `status`; yields the port."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_healthcheck(cwd: Path, **env: str) -> int:
+    """The image's health check script, run in `cwd` with only these INGEST_ variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "healthcheck.py")],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.returncode
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
@@ -134,6 +209,44 @@ def test_compose_gives_the_worker_longer_than_its_shutdown_grace_to_stop() -> No
     for name, service in compose()["services"].items():
         if as_argv(service.get("command", []))[:1] == ["run"]:
             assert seconds(service["stop_grace_period"]) > grace, name
+            assert seconds(service["stop_grace_period"]) >= stop_deadline(grace) + MARGIN_S, name
+
+
+def test_compose_restarts_postgres_and_publishes_it_on_the_hosts_loopback_only() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        if str(service.get("image", "")).startswith("postgres:"):
+            assert service["restart"] in ("always", "unless-stopped"), name
+        for mapping in service.get("ports", []):
+            published = str(mapping).split(":")
+            if published[-1] == "5432":
+                assert published[0] == "127.0.0.1", f"{name}: {mapping} is not loopback only"
+    assert services["postgres"]["ports"], "the database is not published for BI tools"
+
+
+def test_compose_takes_the_database_password_from_env_with_a_default() -> None:
+    services = compose()["services"]
+    password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:-[^}]+\}", password), password
+    for name in ("migrate", "worker"):
+        url = services[name]["environment"]["INGEST_DATABASE_URL"]
+        assert f":{password}@postgres:5432/" in url, name
+
+
+def test_compose_demo_writes_into_a_database_of_its_own() -> None:
+    services = compose()["services"]
+    real = urlsplit(services["worker"]["environment"]["INGEST_DATABASE_URL"].replace("$", ""))
+    demo = [s for s in services.values() if "demo" in s.get("profiles", [])]
+    urls = [
+        urlsplit(s["environment"]["INGEST_DATABASE_URL"])
+        for s in demo
+        if "INGEST_DATABASE_URL" in s.get("environment", {})
+    ]
+    assert urls
+    for url in urls:
+        assert (url.hostname, url.path) != (real.hostname, real.path), url.geturl()
+        db_service = services[str(url.hostname)]
+        assert "demo" in db_service["profiles"]  # started only with the demo
 
 
 # --- Dockerfile ---------------------------------------------------------------------------
@@ -159,11 +272,51 @@ def test_dockerfile_creates_and_switches_to_a_non_root_user() -> None:
     assert created, f"USER {name} is never created"
 
 
-def test_dockerfile_healthcheck_asks_healthz_on_the_default_port() -> None:
-    checks = [args for keyword, args in dockerfile_instructions() if keyword == "HEALTHCHECK"]
+def test_dockerfile_healthcheck_runs_the_script_that_follows_the_workers_port() -> None:
+    instructions = dockerfile_instructions()
+    checks = [args for keyword, args in instructions if keyword == "HEALTHCHECK"]
     assert len(checks) == 1
-    port = Settings.model_fields["http_port"].default
-    assert f":{port}/healthz" in checks[0]
+    assert "8080" not in checks[0]  # the port comes from the settings, not the Dockerfile
+    command = json.loads(checks[0].split(" CMD ", 1)[1])
+    script = command[-1]
+    copied = [args.split() for keyword, args in instructions if keyword == "COPY"]
+    assert ["deploy/healthcheck.py", script] in copied
+
+
+def test_the_healthcheck_asks_the_port_of_the_environment_or_dotenv(tmp_path: Path) -> None:
+    with healthz_server(200) as port:
+        assert run_healthcheck(tmp_path, INGEST_HTTP_PORT=str(port)) == 0
+        (tmp_path / ".env").write_text(f"INGEST_HTTP_PORT={port}\n")
+        assert run_healthcheck(tmp_path) == 0
+    assert run_healthcheck(tmp_path) == 1  # nothing serves that port any more
+
+
+def test_the_healthcheck_fails_on_a_stuck_worker_and_passes_with_the_server_off(
+    tmp_path: Path,
+) -> None:
+    with healthz_server(503) as port:
+        assert run_healthcheck(tmp_path, INGEST_HTTP_PORT=str(port)) == 1
+    assert run_healthcheck(tmp_path, INGEST_HTTP_PORT="0") == 0
+
+
+def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> None:
+    for path in (
+        ".env",
+        ".venv/bin/python",
+        ".git/config",
+        "tests/conftest.py",
+        "x/__pycache__/a.pyc",
+    ):
+        assert dockerignored(path), f"{path} goes into the build context"
+    copies = [args for keyword, args in dockerfile_instructions() if keyword == "COPY"]
+    for args in copies:
+        *sources, _target = args.split()
+        for source in sources:
+            inside = ROOT / source
+            files = [inside] if inside.is_file() else [f for f in inside.rglob("*") if f.is_file()]
+            for f in files:
+                rel = f.relative_to(ROOT).as_posix()
+                assert "__pycache__" in rel or not dockerignored(rel), f"COPY {rel}: ignored"
 
 
 def test_every_dockerfile_copy_source_exists_in_the_repository() -> None:
@@ -201,6 +354,12 @@ def test_systemd_unit_stops_with_sigterm_after_the_shutdown_grace() -> None:
     assert service["KillSignal"] == "SIGTERM"
     grace = Settings.model_fields["shutdown_grace_s"].default
     assert seconds(service.get("TimeoutStopSec", "90s")) > grace
+    assert seconds(service.get("TimeoutStopSec", "90s")) >= stop_deadline(grace) + MARGIN_S
+
+
+def test_systemd_unit_does_not_restart_on_a_bad_configuration() -> None:
+    service = unit()["Service"]
+    assert "2" in service["RestartPreventExitStatus"].split()  # exit 2: bad usage or config
 
 
 def test_systemd_unit_starts_ingest_run() -> None:
@@ -240,13 +399,52 @@ def test_every_command_is_described_in_the_readme(command: str) -> None:
     assert f"`ingest {command}" in (ROOT / "README.md").read_text()
 
 
-def test_the_dependency_layer_stub_has_every_folder_the_build_backend_needs() -> None:
+def test_the_project_layer_copies_every_folder_the_build_backend_needs() -> None:
     import tomllib
 
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     forced = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    stub = next(line for line in dockerfile.splitlines() if line.startswith("RUN mkdir "))
-    made = stub.removeprefix("RUN mkdir ").split("&&")[0].split()
+    copies = [args.split() for keyword, args in dockerfile_instructions() if keyword == "COPY"]
+    (project_dir,) = [c[-1] for c in copies if "pyproject.toml" in c[:-1]]
     for source in forced:
-        assert source in made, f"the stub layer lacks {source}/: pip install . would fail"
+        targets = [c[-1] for c in copies if c[:-1] == [source]]
+        assert targets, f"the image lacks {source}/: pip install . would fail"
+        assert Path(targets[0]) == Path(project_dir) / source
+
+
+# --- pinned dependencies ------------------------------------------------------------------
+
+
+def test_the_lock_matches_pyproject_and_the_requirements_files_match_the_lock() -> None:
+    uv = Path(sys.executable).with_name("uv")
+    assert uv.exists(), "uv is missing: install the test extra (requirements/test.txt)"
+    result = subprocess.run(
+        ["bash", "requirements/lock.sh", "--check"],
+        cwd=ROOT,
+        env={**os.environ, "UV": str(uv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "lock"),
+    [
+        ("Dockerfile", "requirements/runtime.txt"),
+        (".ci/run", "requirements/test.txt"),
+        ("README.md", "requirements/runtime.txt"),
+    ],
+)
+def test_installs_go_through_the_lock_with_hashes(path: str, lock: str) -> None:
+    installs = [
+        line
+        for line in re.sub(r"\\\n", " ", (ROOT / path).read_text()).splitlines()
+        if re.search(r"pip install", line) and "uv" not in line.split()
+    ]
+    assert installs, f"{path} installs nothing"
+    assert any(lock in line and "--require-hashes" in line for line in installs), installs
+    for line in installs:  # the project itself comes without its dependencies
+        if re.search(r"pip install[^#]*( -e)? \.(\[| |$)", line):
+            assert "--no-deps" in line, line
