@@ -260,7 +260,8 @@ async def _expected_rows(ctx: Context, jobs: Sequence[Job], dt: DataType) -> int
     if planner.observed(dt, first.time_resolution):
         same = (first.vendor.value, first.data_type, first.time_resolution)
         scopes = sorted({j.scope for j in jobs})
-        seen = await ledger.rows_seen(ctx.pool, (*same, ledger.params_json(first.params)), scopes)
+        params = ledger.params_json(first.params)
+        seen = await ledger.rows_seen(ctx.pool, (*same, params), scopes, around=first.day)
     estimate = planner.estimator(dt, first.time_resolution, first.params, seen)
     return sum(estimate(j.scope) for j in jobs)
 

@@ -334,7 +334,8 @@ async def print_plan(args: argparse.Namespace, settings: Settings, registry: Reg
         if todo and planner.observed(dt, res):
             first = todo[0]
             same = (first.vendor.value, first.data_type, res, ledger.params_json(first.params))
-            seen = await ledger.rows_seen(pool, same, sorted({s.scope for s in todo}))
+            scopes = sorted({s.scope for s in todo})
+            seen = await ledger.rows_seen(pool, same, scopes, around=first.day)
     estimate = planner.estimator(dt, res, todo[0].params if todo else {}, seen)
     line = line_length_for(settings, registry)
     blocks = planner.plan_exports(

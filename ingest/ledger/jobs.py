@@ -203,7 +203,7 @@ async def _packed(
     leader_days = await _free_days(conn, same, [leader.scope], leader.day, horizon, ids)
     seen: dict[str, int] = {}
     if planner.observed(dt, res):
-        seen = await rows_seen(conn, same[:4], at_first_day)
+        seen = await rows_seen(conn, same[:4], at_first_day, around=leader.day)
     estimate = planner.estimator(dt, res, leader.params, seen)
     cut = planner.first_cut(
         leader,
@@ -276,20 +276,27 @@ async def _free_days(
     return [(r["id"], Scope.parse(r["scope"]), r["day"]) for r in rows]
 
 
+SEEN_WITHIN_DAYS = 90  # the rows seen on days this close to a job's tell its size
+
+
 async def rows_seen(
-    conn: Executor, same: tuple[Any, ...], scopes: Sequence[Scope]
+    conn: Executor, same: tuple[Any, ...], scopes: Sequence[Scope], *, around: date
 ) -> dict[str, int]:
-    """The most rows one done job of each scope (by id) loaded, for the planner's estimates;
-    `same` is (vendor, data type, resolution, parameters)."""
+    """The most rows one done job of each scope (by id) loaded within SEEN_WITHIN_DAYS of
+    `around`, for the planner's estimates; `same` is (vendor, data type, resolution,
+    parameters)."""
     rows = await conn.fetch(
         """
         SELECT scope, max(rows_loaded) AS n FROM ingest.jobs
         WHERE vendor = $1 AND data_type = $2 AND time_resolution = $3 AND params = $4::jsonb
           AND status = 'done' AND rows_loaded IS NOT NULL AND scope = ANY($5::text[])
+          AND day BETWEEN $6::date - $7::int AND $6::date + $7::int
         GROUP BY scope
         """,
         *same,
         [s.encode() for s in scopes],
+        around,
+        SEEN_WITHIN_DAYS,
     )
     return {Scope.parse(r["scope"]).id: int(r["n"]) for r in rows}
 
