@@ -18,7 +18,10 @@ import anyio
 
 MARGIN = 1.15  # the first poll comes this much after the expected end of the build ...
 SLACK_S = 0.5  # ... plus this
-SETTLE = 0.95  # a build that was ready at the first poll: expect a little less next time
+# A build that ended between two polls is taken to have ended this far between them: with
+# the margin, the next first poll covers the whole of a doubling probe's interval.
+BETWEEN = 0.75
+SETTLE = 0.98  # a build that was ready at the first poll: expect a little less next time
 KEPT = 16  # builds remembered per kind of export
 
 
@@ -55,7 +58,7 @@ class BuildTimes:
         """A build ended between `not_ready_at` (0: the first poll found it ready) and
         `ready_after` seconds from its start."""
         if not_ready_at > 0:
-            seconds = (not_ready_at + ready_after) / 2
+            seconds = not_ready_at + BETWEEN * (ready_after - not_ready_at)
         else:
             predicted = self.predict(kind, rows)
             seconds = ready_after if predicted is None else min(ready_after, predicted * SETTLE)

@@ -267,7 +267,7 @@ async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_re
 
     # one wait, just past the build time seen: two calls for the whole export
     [wait] = sleeps.waits
-    expected = (not_ready_at + ready_after) / 2
+    expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
     assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
     assert len(data_urls(mocked)) == 4 + 2
 

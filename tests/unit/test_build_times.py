@@ -9,16 +9,19 @@ def test_nothing_is_predicted_before_a_build_is_seen() -> None:
     assert BuildTimes().predict("viewers:1h", 1000) is None
 
 
-def test_a_build_seen_between_two_polls_is_taken_as_their_middle() -> None:
+def test_a_build_seen_between_two_polls_is_taken_late_in_between_so_the_next_poll_covers_it() -> (
+    None
+):
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=20.0, ready_after=30.0)
-    assert builds.predict("viewers:1h", 1000) == 25.0
-    assert first_poll_after(25.0) > 25.0
+    builds.observe("viewers:1h", 1000, not_ready_at=24.0, ready_after=48.0)  # a doubling probe
+    predicted = builds.predict("viewers:1h", 1000)
+    assert predicted == 42.0
+    assert first_poll_after(predicted) >= 48.0  # a build as long as the probe could tell
 
 
 def test_an_export_of_another_size_is_scaled() -> None:
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=9.0, ready_after=11.0)
+    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
     assert builds.predict("viewers:1h", 1200) == 12.0  # close in size: in proportion
     builds.observe("viewers:1h", 100_000, not_ready_at=100.0, ready_after=120.0)
     # two sizes seen: a line through them (a fixed part and a part per row)
@@ -27,7 +30,7 @@ def test_an_export_of_another_size_is_scaled() -> None:
 
 def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
     builds = BuildTimes()
-    builds.observe("ots:1h", 500, not_ready_at=9.0, ready_after=11.0)
+    builds.observe("ots:1h", 500, not_ready_at=8.5, ready_after=10.5)
     predicted = builds.predict("ots:1h", 500)
     assert predicted is not None
     builds.observe("ots:1h", 500, not_ready_at=0.0, ready_after=first_poll_after(predicted))
@@ -37,9 +40,9 @@ def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was
 
 def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> None:
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=9.0, ready_after=11.0)
+    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
     assert builds.predict("footfall:1h", 1000) == 10.0
-    builds.observe("footfall:1h", 1000, not_ready_at=29.0, ready_after=31.0)
+    builds.observe("footfall:1h", 1000, not_ready_at=28.5, ready_after=30.5)
     assert builds.predict("footfall:1h", 1000) == 30.0
 
 
