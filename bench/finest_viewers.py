@@ -1,10 +1,11 @@
 """Benchmark: one 200,000-row finest viewers export from the simulator into PostgreSQL.
 
 Prints, for the same rows in the same run:
-- the pipeline's speed (download, parse, normalize, COPY into staging-free slice
-  replacement, mark the job done, commit), in rows per second;
+- the pipeline's speed (download to a spooled file, decode, normalize, COPY into the
+  table's slice, mark the job done, commit), in rows per second;
 - the ceiling: a plain COPY of the same normalized rows into the same table;
-- the pipeline's peak Python memory (tracemalloc) against the payload's size.
+- the peak resident memory of this process while the pipeline runs (VmHWM, reset before
+  the run through /proc/self/clear_refs), against the payload's size.
 
 The simulator runs in a subprocess so that its memory and CPU are not counted.
 Usage: python bench/finest_viewers.py [--rows 200000] [--database-url URL]
@@ -21,9 +22,9 @@ import socket
 import subprocess
 import sys
 import time
-import tracemalloc
 import uuid
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -33,17 +34,31 @@ from pydantic import SecretStr
 
 from ingest import db, ledger
 from ingest.budget import CallBudget
-from ingest.config import load_settings
+from ingest.config import load_settings, vidicenter_account_name
 from ingest.datatypes import get_data_type, table_for
-from ingest.ledger import JobSpec, Vendor
+from ingest.domain import JobSpec, Scope, Vendor
 from ingest.logs import configure_logging
-from ingest.normalize.vidicenter import normalize_chunks
+from ingest.normalize.vidicenter import normalize_slices
 from ingest.pipeline import Context, work_vidicenter
 from ingest.vendors.http import new_session
 from ingest.vendors.vidicenter import VidiCenterClient, export_query
+from ingest.wiring import retry_policy
 
 DAY = date(2026, 1, 15)
 LOCATION = "1001"
+
+
+def rss_mb(field: str) -> float:
+    """A memory figure of this process from the kernel (VmRSS, VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> None:
+    """Start VmHWM again from the current RSS (Linux 4.0+)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def free_port() -> int:
@@ -115,7 +130,9 @@ async def measure(database_url: str, port: int) -> None:
         async with pool.acquire() as conn:
             await db.migrate(conn)
         dt = get_data_type("viewers")
-        query = export_query("viewers", "finest", DAY, {"locations": [LOCATION]}, {})
+        account = vidicenter_account_name(sim_url, "demo")
+        next_day = DAY + timedelta(days=1)
+        query = export_query("viewers", "finest", DAY, next_day, {"locations": [LOCATION]}, {})
         async with new_session(max_connections=2, timeout_s=300) as session:
             budget = CallBudget(pool, "bench", per_minute=50, at_once=2)
             client = VidiCenterClient(
@@ -124,18 +141,24 @@ async def measure(database_url: str, port: int) -> None:
                 username="demo",
                 token=SecretStr("demo-token"),
                 budget=budget,
+                account=account,
                 poll_initial_s=0.2,
             )
             # let the vendor build the export first: its build time is not ours
-            warm = await client.run_export(query)
-            rows = len(msgspec.json.decode(warm["data"]))
+            with await client.run_export(query) as warm:
+                rows = sum(len(msgspec.json.decode(s)) for s in warm.row_slices())
             auth = {"Authorization": "Basic " + base64.b64encode(b"demo:demo-token").decode()}
             async with session.get(f"{sim_url}/api/v1/data/?{query}", headers=auth) as resp:
                 payload_bytes = len(await resp.read())
-            del warm
             gc.collect()
 
-            ctx = Context(pool=pool, settings=settings, owner="bench", vidicenter=client)
+            ctx = Context(
+                pool=pool,
+                settings=settings,
+                owner="bench",
+                policy=retry_policy(settings),
+                vidicenter={account: client},
+            )
 
             async def pipeline_once(*, fresh: bool = True) -> float:
                 async with pool.acquire() as conn:
@@ -145,7 +168,13 @@ async def measure(database_url: str, port: int) -> None:
                         conn,
                         [
                             JobSpec(
-                                Vendor.vidicenter, "viewers", "finest", f"location:{LOCATION}", DAY
+                                Vendor.vidicenter,
+                                "viewers",
+                                "finest",
+                                Scope.location(LOCATION),
+                                DAY,
+                                {},
+                                account,
                             )
                         ],
                         force=False,
@@ -165,23 +194,27 @@ async def measure(database_url: str, port: int) -> None:
             pipeline_s = min([await pipeline_once() for _ in range(3)])
             reingest_s = await pipeline_once(fresh=False)
 
-            tracemalloc.start()
+            gc.collect()
+            before = rss_mb("VmRSS")
+            reset_peak()
             await pipeline_once()
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
+            peak = rss_mb("VmHWM")
 
             # the ceiling: a plain COPY of the same normalized rows into the same table
-            payload = await client.run_export(query)
             table = table_for(dt, "finest")
-            records = [
-                r
-                for chunk in normalize_chunks(
-                    dt, "finest", payload["data"], scope=f"location:{LOCATION}"
-                )
-                for r in chunk.rows.records
-            ]
+            with await client.run_export(query) as payload:
+                records = [
+                    r
+                    for chunk in normalize_slices(
+                        dt,
+                        "finest",
+                        payload.row_slices(),
+                        scope=f"location:{LOCATION}",
+                        account=account,
+                    )
+                    for r in chunk.rows.records
+                ]
             columns = list(table.column_names)
-            del payload
             copy_times = []
             for _ in range(3):
                 async with pool.acquire() as conn, conn.transaction():
@@ -214,8 +247,9 @@ async def measure(database_url: str, port: int) -> None:
     )
     print(f"pipeline / ceiling: {copy_s / pipeline_s:.0%}")
     print(
-        f"peak Python memory of the pipeline: {peak / 1e6:.0f} MB "
-        f"({peak / payload_bytes:.1f}x the payload)"
+        f"peak RSS of the process during the pipeline (VmHWM): {peak:.0f} MB, "
+        f"{peak - before:.0f} MB over its {before:.0f} MB before "
+        f"({(peak - before) * 1e6 / payload_bytes:.2f}x the payload)"
     )
 
 

@@ -156,6 +156,12 @@ def _add_backfill(sub: argparse._SubParsersAction[Parser], registry: Registry) -
         help="only enqueue; a running `ingest run` does the work",
     )
     bf.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the jobs, the exports they would go out in and their cost, then exit;"
+        " calls no vendor",
+    )
+    bf.add_argument(
         "--progress-every",
         type=_seconds,
         default=PROGRESS_EVERY_S,

@@ -182,7 +182,23 @@ class Settings(BaseSettings):
         default=2, ge=1, le=2, description="simultaneous connections (vendor limit: 2)"
     )
     vidicenter_locations_per_export: int = Field(
-        default=20, ge=1, le=500, description="most locations sent together in one export"
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="most locations (or sites) listed in one export",
+    )
+    vidicenter_max_rows_per_export: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=20_000_000,
+        description="most rows the planner packs into one export (bounds the worker's disk and"
+        " transaction)",
+    )
+    vidicenter_max_request_line: int = Field(
+        default=4096,
+        ge=256,
+        le=65536,
+        description="longest request line of an export, in bytes (servers often refuse 8 KB)",
     )
     vidicenter_poll_initial_s: float = Field(
         default=3.0, gt=0, description="first wait between polls of an export, in seconds"

@@ -163,3 +163,4 @@ class Job:
     export_started: bool
     export_rebuilds: int = 0
     account: str = ""  # the VidiCenter account's host/user, or the Angus stream
+    export_plan: str | None = None  # the half of a split export this job goes out in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 
 class IngestError(Exception):
     """Something went wrong in ingest."""
@@ -59,6 +61,21 @@ class ExportFailed(RetryableError):
 
 class BadPayload(RetryableError):
     """The vendor's answer could not be parsed or does not have the documented shape."""
+
+
+class BodyUnreadable(BadPayload):
+    """The export's answer could not be read (cut short, or not JSON): no row of it is used."""
+
+
+class RowError(BadPayload):
+    """One row of an export does not have the documented shape: its scope's day fails alone."""
+
+    def __init__(
+        self, message: str | None = None, *, scope_id: int | None = None, day: date | None = None
+    ) -> None:
+        super().__init__(message)
+        self.scope_id = scope_id  # the row's location_id or site_id, when it could be read
+        self.day = day  # the day of the row's period_start, when it could be read
 
 
 class VendorRejected(TerminalError):

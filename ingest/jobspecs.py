@@ -1,4 +1,5 @@
-"""Pure: turn a backfill request into job specs (one per scope per day)."""
+"""Pure: turn a backfill request into job specs (one per scope per day, or per bucket for
+7d, 30d and 1M: see `ingest.buckets`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ingest import datatypes
+from ingest.buckets import bucket_start
 from ingest.datatypes import DataType, table_for
 from ingest.domain import JobSpec, Scope, ScopeKind, Vendor
 from ingest.errors import UsageError
@@ -70,6 +72,12 @@ def scopes_for(
     return [Scope.location(i) for i in location_ids]
 
 
+def job_days(resolution: str, days: Sequence[date]) -> list[date]:
+    """The jobs' days for these days: the days themselves, or for 7d, 30d and 1M the first
+    day of each bucket that holds one of them."""
+    return sorted({bucket_start(resolution, day) for day in days})
+
+
 def vidicenter_specs(
     req: VidiCenterRequest,
     *,
@@ -77,8 +85,8 @@ def vidicenter_specs(
     location_ids: Sequence[str] = (),
     site_ids: Sequence[str] = (),
 ) -> list[JobSpec]:
-    """One job per scope per day of the account; the scopes resolved by the caller as the
-    type needs them."""
+    """One job per scope per day (per bucket for 7d, 30d, 1M) of the account; the scopes
+    resolved by the caller as the type needs them."""
     params = request_params(req)
     scopes = scopes_for(req, location_ids=location_ids, site_ids=site_ids)
     if not scopes:
@@ -88,7 +96,7 @@ def vidicenter_specs(
         )
     return [
         JobSpec(Vendor.vidicenter, req.data_type.name, req.resolution, scope, day, params, account)
-        for day in req.days
+        for day in job_days(req.resolution, req.days)
         for scope in scopes
     ]
 

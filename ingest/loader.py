@@ -1,10 +1,15 @@
-"""Bulk loading: COPY into staging, then one upsert, or a slice replaced; all in the caller's
-transaction, so the rows and the jobs' `done` are committed together."""
+"""Bulk loading: COPY into staging, then one upsert, or slices replaced; all in the caller's
+transaction, so the rows and the jobs' `done` are committed together.
+
+An export's rows are split back by (scope id, day): each such slice belongs to one job.
+Rows of a slice that no claimed job owns are left out (the slice is another job's), and so
+are the slices in `Slices.skip` (they hold a bad row; their job fails alone).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import chain
@@ -13,11 +18,16 @@ from typing import Any
 
 import asyncpg
 
+from ingest.buckets import COARSE, bucket_start
 from ingest.datatypes import SCHEMA as VIDICENTER
 from ingest.datatypes import TableSpec
 from ingest.db import Connection
-from ingest.errors import BadPayload
+from ingest.errors import BadPayload, RowError
 from ingest.normalize.vidicenter import NormalizedExport, TableRows
+
+# (scope id, the job's day): the slice of an export one job owns; the scope id is None for
+# extrapolated rows, which have none
+Key = tuple[int | None, date]
 
 
 def _ident(name: str) -> str:
@@ -36,6 +46,22 @@ async def upsert_records(
     """COPY the records into a staging table, then one INSERT ... ON CONFLICT DO UPDATE."""
     if not records:
         return 0
+    return await upsert_chunks(
+        conn, schema=schema, table=table, columns=columns, key=key, chunks=[records]
+    )
+
+
+async def upsert_chunks(
+    conn: Connection,
+    *,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    chunks: Iterable[Sequence[tuple[Any, ...]]],
+) -> int:
+    """`upsert_records` for records that come a slice at a time: each slice is COPYed into
+    staging as it comes, then one upsert takes them all."""
     stage = f"_stage_{table}"
     target = f"{_ident(schema)}.{_ident(table)}"
     cols = ", ".join(_ident(c) for c in columns)
@@ -43,7 +69,16 @@ async def upsert_records(
     await conn.execute(
         f"CREATE TEMP TABLE {_ident(stage)} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
     )
-    await conn.copy_records_to_table(stage, records=records, columns=list(columns))
+    counted = [0]
+
+    def records() -> Iterator[Sequence[tuple[Any, ...]]]:
+        for chunk in chunks:
+            counted[0] += len(chunk)
+            yield chunk
+
+    await conn.copy_records_to_table(
+        stage, records=chain.from_iterable(records()), columns=list(columns)
+    )
     try:
         await conn.execute(
             f"""
@@ -57,51 +92,97 @@ async def upsert_records(
             f"the export has two rows with the same key ({', '.join(key)}) for {schema}.{table}"
         ) from None
     await conn.execute(f"DROP TABLE {_ident(stage)}")
-    return len(records)
+    return counted[0]
+
+
+@dataclass(frozen=True)
+class Slices:
+    """Which of an export's rows are loaded, and whose they are."""
+
+    table: TableSpec
+    resolution: str
+    start: datetime  # the export's start
+    end: datetime  # the export's end (exclusive): rows from it on are the next job's
+    owned: frozenset[Key]  # the slices of the claimed jobs
+    asked: frozenset[int] | None  # the scope ids the export asked for (None: extrapolated)
+    skip: frozenset[Key] = frozenset()  # slices with a bad row: left out
+    account: str = ""  # the jobs' account: its rows alone are replaced
+
+    def key_of(self, scope_id: int | None, day: date) -> Key:
+        """The slice of a row's scope and calendar day (for 7d/30d/1M: its bucket)."""
+        if self.resolution in COARSE:
+            day = max(bucket_start(self.resolution, day), self.start.date())
+        return (scope_id, day)
 
 
 @dataclass
 class Loaded:
-    """What a load wrote: rows in all, and rows per scope id (location or site)."""
+    """What a load wrote: rows in all, and rows per slice."""
 
     rows: int = 0
-    by_scope: Counter[int] = field(default_factory=Counter)
-    seen: int = 0  # rows of the export read so far, kept or not
-
-    def add(self, chunk: NormalizedExport, whole: NormalizedExport) -> None:
-        self.rows += len(chunk.rows.records)
-        self.by_scope.update(chunk.counts_by_scope())
-        self.seen += len(whole.rows.records)
+    by_key: Counter[Key] = field(default_factory=Counter)
 
 
-def _within_day(
-    chunk: NormalizedExport, start: datetime, end: datetime, first: int
-) -> NormalizedExport:
-    """The chunk without the rows that start at or after the day's end.
+def _positions(table: TableSpec) -> tuple[int | None, int]:
+    names = table.column_names
+    scope = names.index(table.scope_column) if table.scope_column else None
+    return scope, names.index("period_start")
 
-    The export asks up to the next midnight, which a vendor may count in: such rows belong
-    to the next day's job, which asks for them too. A raw row before the day would escape
-    the slice a re-ingest replaces: BadPayload. (An aggregate may start before the day, a
-    1M period say.)
+
+def _owned_rows(chunk: NormalizedExport, slices: Slices) -> tuple[NormalizedExport, Counter[Key]]:
+    """The chunk's rows that claimed jobs own, and how many each slice has.
+
+    A raw row before the export's start would escape the slices a re-ingest replaces:
+    RowError. (An aggregate may start before it, a 1M period say: it is the first job's.)
+    Rows from the export's end on are the next job's: left out.
     """
-    table = chunk.rows.table
-    ts = table.column_names.index("period_start")
     records = chunk.rows.records
     if not records:
-        return chunk
-    when_of = itemgetter(ts)
-    if min(map(when_of, records)) >= start and max(map(when_of, records)) < end:
-        return chunk  # the usual case, checked without a list
-    whens: list[datetime] = [r[ts] for r in records]  # type: ignore[misc]
-    finest = table.key is None
-    keep: list[bool] = []
-    for i, when in enumerate(whens):
-        if finest and when < start:
-            raise BadPayload(
-                f"row {first + i}: period_start {when} is before the requested day {start.date()}"
+        return chunk, Counter()
+    scope_at, when_at = _positions(slices.table)
+    whens: list[datetime] = list(map(itemgetter(when_at), records))
+    scopes: list[int | None] = (
+        list(map(itemgetter(scope_at), records)) if scope_at is not None else [None] * len(records)
+    )
+    if slices.asked is not None and (stray := set(scopes) - slices.asked):
+        shown = sorted(s for s in stray if s is not None)[:5]
+        raise BadPayload(f"the export has rows for scopes not asked for: {shown}")
+    earliest = min(whens)
+    if earliest < slices.start:
+        i = whens.index(earliest)
+        if slices.table.key is None:
+            raise RowError(
+                f"a raw row's period_start {earliest} is before the export's start"
+                f" {slices.start} (location {scopes[i]})",
+                scope_id=scopes[i],
+                day=slices.start.date(),
             )
-        keep.append(when < end)
-    rows = TableRows(table, [r for r, k in zip(records, keep, strict=True) if k])
+        whens = [max(w, slices.start) for w in whens]
+    first = earliest.date()
+    if max(whens) < datetime.combine(first + timedelta(days=1), time.min) <= slices.end:
+        # the usual chunk: rows of one day (a raw export's rows come location by location)
+        key_day = slices.key_of(None, first)[1]
+        counts = Counter({(s, key_day): n for s, n in Counter(scopes).items()})
+        if (slices.owned - slices.skip).issuperset(counts):
+            return chunk, counts
+    days = list(map(datetime.date, whens))
+    if slices.resolution in COARSE:
+        bucket = {d: slices.key_of(None, d)[1] for d in set(days)}
+        days = list(map(bucket.__getitem__, days))
+    keys: list[Key] = list(zip(scopes, days, strict=True))
+    counts = Counter(keys)
+    wanted = slices.owned - slices.skip
+    if max(whens) < slices.end and wanted.issuperset(counts):
+        return chunk, counts
+    end = slices.end
+    keep = [k in wanted and w < end for k, w in zip(keys, whens, strict=True)]
+    return _only(chunk, keep), Counter(k for k, kept in zip(keys, keep, strict=True) if kept)
+
+
+def _only(chunk: NormalizedExport, keep: list[bool]) -> NormalizedExport:
+    """The chunk with the rows `keep` marks, children following their parent."""
+    table = chunk.rows.table
+    rows = TableRows(table, [r for r, k in zip(chunk.rows.records, keep, strict=True) if k])
     if chunk.child is None:
         return NormalizedExport(rows)
     new_index: dict[object, int] = {}
@@ -112,42 +193,64 @@ def _within_day(
     return NormalizedExport(rows, TableRows(chunk.child.table, children))
 
 
-async def _replace_finest(
-    conn: Connection,
-    table: TableSpec,
-    chunks: Iterable[NormalizedExport],
-    scope_ids: Sequence[int],
-    day: date,
-    account: str,
-) -> Loaded:
+async def _delete_slices(conn: Connection, table: TableSpec, slices: Slices) -> None:
+    """Delete the finest rows of the slices the claimed jobs own (but those skipped); the
+    slices are the account's: another account's location of the same id is not touched."""
     assert table.slice_column is not None and table.account_column is not None
-    start = datetime.combine(day, time.min)
-    end = start + timedelta(days=1)
-    target = table.qualified_name
-    # the slice is the account's: another account's location of the same id is not touched
+    target, column = table.qualified_name, _ident(table.slice_column)
+    account = _ident(table.account_column)
+    keys = sorted(slices.owned - slices.skip, key=lambda k: (k[1], k[0] or 0))
+    if not keys:
+        return
+    scope_ids = sorted({k[0] for k in keys if k[0] is not None})
+    days = sorted({k[1] for k in keys})
+    if len(keys) == len(scope_ids) * len(days) and _consecutive(days):
+        # a whole block: one range per scope
+        await conn.execute(
+            f"DELETE FROM {target} WHERE {account} = $4 AND {column} = ANY($1::bigint[])"
+            " AND period_start >= $2 AND period_start < $3",
+            scope_ids,
+            datetime.combine(days[0], time.min),
+            datetime.combine(days[-1] + timedelta(days=1), time.min),
+            slices.account,
+        )
+        return
     await conn.execute(
-        f"DELETE FROM {target} WHERE {_ident(table.account_column)} = $4"
-        f" AND {_ident(table.slice_column)} = ANY($1::bigint[])"
-        " AND period_start >= $2 AND period_start < $3",
-        list(scope_ids),
-        start,
-        end,
-        account,
+        f"""
+        DELETE FROM {target} t USING unnest($1::bigint[], $2::timestamp[]) AS s(id, day)
+        WHERE t.{account} = $3 AND t.{column} = s.id AND t.period_start >= s.day
+          AND t.period_start < s.day + interval '1 day'
+        """,
+        [k[0] for k in keys],
+        [datetime.combine(k[1], time.min) for k in keys],
+        slices.account,
     )
+
+
+def _consecutive(days: Sequence[date]) -> bool:
+    return (days[-1] - days[0]).days == len(days) - 1
+
+
+async def _replace_finest(
+    conn: Connection, table: TableSpec, chunks: Iterable[NormalizedExport], slices: Slices
+) -> Loaded:
+    await _delete_slices(conn, table, slices)
     loaded = Loaded()
     if table.child is not None:
         # viewers and their contents: ids are taken first so the children can point at them
         for whole in chunks:
-            chunk = _within_day(whole, start, end, loaded.seen)
+            chunk, counts = _owned_rows(whole, slices)
             await _copy_with_children(conn, table, chunk)
-            loaded.add(chunk, whole)
+            loaded.rows += len(chunk.rows.records)
+            loaded.by_key.update(counts)
         return loaded
 
     def records() -> Iterator[list[tuple[object, ...]]]:
-        # each slice is converted while the database takes in the one before
+        # each slice is decoded while the database takes in the one before
         for whole in chunks:
-            chunk = _within_day(whole, start, end, loaded.seen)
-            loaded.add(chunk, whole)
+            chunk, counts = _owned_rows(whole, slices)
+            loaded.rows += len(chunk.rows.records)
+            loaded.by_key.update(counts)
             yield chunk.rows.records
 
     await conn.copy_records_to_table(
@@ -165,6 +268,8 @@ async def _copy_with_children(conn: Connection, table: TableSpec, chunk: Normali
     child_table = chunk.child.table
     assert child_table.parent_column is not None
     records = chunk.rows.records
+    if not records:
+        return
     ids = [
         r[0]
         for r in await conn.fetch(
@@ -188,32 +293,34 @@ async def _copy_with_children(conn: Connection, table: TableSpec, chunk: Normali
 
 
 async def load_export(
-    conn: Connection,
-    table: TableSpec,
-    chunks: Iterable[NormalizedExport],
-    *,
-    scope_ids: Sequence[int],
-    day: date,
-    account: str,
+    conn: Connection, chunks: Iterable[NormalizedExport], slices: Slices
 ) -> Loaded:
-    """Store one export of the account, given as slices of normalized rows: upsert
-    aggregated rows, or replace the finest slices of (account, scope id, day)."""
+    """Store one export of the account, given as chunks of normalized rows: upsert
+    aggregated rows, or replace the finest slices of (account, scope id, day), for the
+    slices the claimed jobs own."""
+    table = slices.table
     if table.key is None:
-        return await _replace_finest(conn, table, chunks, scope_ids, day, account)
-    start = datetime.combine(day, time.min)
-    end = start + timedelta(days=1)
+        return await _replace_finest(conn, table, chunks, slices)
     loaded = Loaded()
-    records: list[tuple[object, ...]] = []
-    for whole in chunks:  # aggregated exports are small: one upsert
-        chunk = _within_day(whole, start, end, loaded.seen)
-        loaded.add(chunk, whole)
-        records += chunk.rows.records
-    await upsert_records(
+
+    def owned() -> Iterator[list[tuple[object, ...]]]:
+        for whole in chunks:
+            chunk, counts = _owned_rows(whole, slices)
+            loaded.rows += len(chunk.rows.records)
+            loaded.by_key.update(counts)
+            yield chunk.rows.records
+
+    await upsert_chunks(
         conn,
         schema=VIDICENTER,
         table=table.name,
         columns=list(table.column_names),
         key=table.key,
-        records=records,
+        chunks=owned(),
     )
     return loaded
+
+
+def rows_by_job(loaded: Loaded, jobs: Mapping[Key, int]) -> dict[int, int]:
+    """Each job's rows: those of its slice."""
+    return {job_id: loaded.by_key.get(key, 0) for key, job_id in jobs.items()}

@@ -3,29 +3,33 @@ failure policy decided. Written against small Protocols; the composition root wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import anyio
 import asyncpg
 import structlog
 
-from ingest import ledger
+from ingest import ledger, planner
+from ingest.buckets import bucket_end
 from ingest.config import AngusStream, Settings
 from ingest.datatypes import REGISTRY, DataType, Registry, query_pairs, table_for
 from ingest.domain import Job, ScopeKind, Vendor, export_sources
-from ingest.errors import BadPayload, IngestError, TerminalError
-from ingest.loader import load_export, upsert_records
+from ingest.errors import IngestError, RowError, TerminalError
+from ingest.loader import Key, Slices, load_export, rows_by_job, upsert_records
 from ingest.normalize import angus as angus_normalize
-from ingest.normalize.vidicenter import normalize_chunks
+from ingest.normalize.vidicenter import OnBadRow, normalize_slices
 from ingest.policy import Action, Decision, RetryPolicy, decide
 from ingest.schedule import angus_day_final, final_by_silence, vidicenter_day_final
 from ingest.topology import Fleet
-from ingest.vendors.vidicenter import export_query
+from ingest.vendors.body import ExportAnswer
+from ingest.vendors.vidicenter import export_query, request_line_length
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +41,8 @@ class ExportSource(Protocol):
         *,
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
-    ) -> dict[str, Any]: ...
+        expected_rows: int = 0,
+    ) -> ExportAnswer: ...
 
 
 class FleetSource(Protocol):
@@ -119,7 +124,7 @@ async def _heartbeat(ctx: Context, jobs: Sequence[Job]) -> AsyncIterator[_LeaseW
                     await ledger.extend_lease(ctx.pool, jobs, owner=ctx.owner, lease_s=lease)
                 except ledger.LeaseLost:
                     watch.lost = True
-                    log.warning("job.lease_lost", job_ids=[j.id for j in jobs])
+                    log.warning("job.lease_lost", job_ids=job_ids(jobs))
                     tg.cancel_scope.cancel()
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -140,7 +145,7 @@ async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -
     """Let the policy decide what the failure leads to, and have the ledger record it.
 
     Credentials refused: the jobs go back untried and the error goes on up, to stop the
-    vendor's work.
+    vendor's work. An export cut in two: each half goes back to the queue as one.
     """
     # a batch is as tried as its most tried job
     worst = replace(
@@ -148,14 +153,30 @@ async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -
         attempts=max(j.attempts for j in jobs),
         export_rebuilds=max(j.export_rebuilds for j in jobs),
     )
-    decision = decide(error, worst, ctx.policy)
+    cut = planner.halves(jobs) if jobs[0].vendor is Vendor.vidicenter else None
+    decision = decide(error, worst, ctx.policy, splittable=cut is not None)
+    if decision.action is Action.split_export and cut is not None:
+        await ledger.record_split(ctx.pool, cut, decision.reason, owner=ctx.owner)
+        log.warning(
+            "export.split",
+            jobs=len(jobs),
+            halves=[len(half) for half in cut],
+            error=decision.reason,
+        )
+        return Outcome(released=len(jobs), reason=type(error).__name__)
     await ledger.record_decision(ctx.pool, jobs, decision, owner=ctx.owner)
     return _outcome_of(decision, jobs, error)
 
 
+def job_ids(jobs: Sequence[Job], most: int = 20) -> list[int]:
+    """The jobs' ids for a log line, at most `most` of them (an export may carry tens of
+    thousands; the line's `jobs` counts them)."""
+    return sorted(j.id for j in jobs)[:most]
+
+
 def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Outcome:
     reason = type(error).__name__
-    ids = [j.id for j in jobs]
+    ids = job_ids(jobs)
     match decision.action:
         case Action.hand_back:
             raise error
@@ -179,14 +200,46 @@ def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Ou
 # --- VidiCenter ------------------------------------------------------------------------
 
 
-def _query_of(ctx: Context, jobs: Sequence[Job], dt: DataType) -> str:
-    """The batch's export query: the one stored on it (a resume), or a new one."""
-    first = jobs[0]
-    if first.export_query is not None:
-        return first.export_query
-    sources = export_sources([j.scope for j in jobs])
+def block_query(registry: Registry, block: planner.Block) -> str:
+    """The export query of a planned block of jobs."""
+    group = block.group
+    dt = registry.get(group.data_type)
+    params = json.loads(group.params)
     return export_query(
-        dt.name, first.time_resolution, first.day, sources, query_pairs(dt, first.params)
+        dt.name,
+        group.resolution,
+        block.start,
+        block.end,
+        export_sources(block.scopes),
+        query_pairs(dt, params),
+    )
+
+
+def packing(ctx: Context, vendor: Vendor) -> ledger.Packing | None:
+    """How the vendor's claims pack jobs into exports (VidiCenter), or None (one at a time)."""
+    if vendor is not Vendor.vidicenter:
+        return None
+    return ledger.Packing(
+        limits=limits_of(ctx.settings),
+        line_length=line_length_for(ctx.settings, ctx.registry),
+        registry=ctx.registry,
+    )
+
+
+def line_length_for(settings: Settings, registry: Registry) -> planner.LineLength:
+    """The request line of a block's export, as the client would send it."""
+
+    def line_length(block: planner.Block) -> int:
+        return request_line_length(settings.vidicenter_url, block_query(registry, block))
+
+    return line_length
+
+
+def limits_of(settings: Settings) -> planner.Limits:
+    return planner.Limits(
+        max_rows=settings.vidicenter_max_rows_per_export,
+        max_line=settings.vidicenter_max_request_line,
+        max_scopes=settings.vidicenter_locations_per_export,
     )
 
 
@@ -203,7 +256,7 @@ async def _take_export_place(ctx: Context, jobs: Sequence[Job], query: str) -> b
             max_exports=s.vidicenter_max_exports,
             stale_after_s=ctx.export_stale_after_s,
         ):
-            log.info("export.reserved", locations=len(jobs))
+            log.info("export.reserved")
             return True
         await ledger.release_jobs(conn, jobs, owner=ctx.owner, delay_s=5.0)
     log.debug("export.no_place")
@@ -217,9 +270,24 @@ def _client(ctx: Context, account: str) -> ExportSource:
     return client
 
 
+async def _expected_rows(ctx: Context, jobs: Sequence[Job], dt: DataType) -> int:
+    """The rows the export is expected to bring, for its poll schedule."""
+    first = jobs[0]
+    seen: dict[str, int] = {}
+    if planner.observed(dt, first.time_resolution):
+        same = (first.vendor.value, first.data_type, first.time_resolution)
+        scopes = sorted({j.scope for j in jobs})
+        params = ledger.params_json(first.params)
+        seen = await ledger.rows_seen(
+            ctx.pool, (*same, params), scopes, around=first.day, account=first.account
+        )
+    estimate = planner.estimator(dt, first.time_resolution, first.params, seen)
+    return sum(estimate(j.scope) for j in jobs)
+
+
 async def _fetch_export(
-    ctx: Context, jobs: Sequence[Job], query: str, *, rebuild: bool = False
-) -> dict[str, Any]:
+    ctx: Context, jobs: Sequence[Job], query: str, expected_rows: int, *, rebuild: bool = False
+) -> ExportAnswer:
     """Start (or resume) the export and poll it until it is finished; `rebuild` asks for
     a new build even when the jobs were not forced."""
     first = jobs[0]
@@ -229,8 +297,16 @@ async def _fetch_export(
             await ledger.mark_export_started(conn, jobs)
 
     return await _client(ctx, first.account).run_export(
-        query, force=(first.force or rebuild) and not first.export_started, on_started=started
+        query,
+        force=(first.force or rebuild) and not first.export_started,
+        on_started=started,
+        expected_rows=expected_rows,
     )
+
+
+def _last_day(job: Job) -> date:
+    """The last day of the job's span (its bucket's for 7d, 30d, 1M)."""
+    return bucket_end(job.time_resolution, job.day) - timedelta(days=1)
 
 
 def _long_final(ctx: Context, jobs: Sequence[Job]) -> bool:
@@ -238,14 +314,14 @@ def _long_final(ctx: Context, jobs: Sequence[Job]) -> bool:
     s = ctx.settings
     now = ctx.now()
     return all(
-        final_by_silence(j.day, now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
+        final_by_silence(_last_day(j), now=now, settle_s=s.settle_s, silence_s=s.upload_silence_s)
         for j in jobs
     )
 
 
 async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
-    """The jobs whose day the vendor does not have whole yet, asked before the export is
-    built: every location it covers (but the silent ones) has uploaded past the day's
+    """The jobs whose span the vendor does not have whole yet, asked before the export is
+    built: every location it covers (but the silent ones) has uploaded past the span's
     end plus the settle margin, or the job stays open."""
     s = ctx.settings
     now = ctx.now()
@@ -259,7 +335,7 @@ async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
         j.id
         for j in jobs
         if not vidicenter_day_final(
-            j.day,
+            _last_day(j),
             fleet.last_uploads(fleet.covered(j.scope)),
             now=now,
             settle_s=s.settle_s,
@@ -268,36 +344,151 @@ async def _open_jobs(ctx: Context, jobs: Sequence[Job]) -> set[int]:
     }
 
 
-async def _load_export_rows(
-    ctx: Context, jobs: Sequence[Job], dt: DataType, payload: dict[str, Any], open_ids: set[int]
-) -> int:
-    """Normalize the rows, load them and mark the jobs done, in one transaction; each job
-    is credited with its own scope's rows, and those of `open_ids` stay open."""
+def _slices_of(jobs: Sequence[Job], dt: DataType, query: str) -> tuple[Slices, dict[Key, int]]:
+    """Which slices of the export's rows the claimed jobs own, and the job of each."""
     first = jobs[0]
+    params = parse_qs(query)
+    start = datetime.fromisoformat(params["start"][0])
+    end = datetime.fromisoformat(params["end"][0])
+    owned: dict[Key, int]
+    if dt.scope_kind is ScopeKind.extrapolated:
+        owned = {(None, j.day): j.id for j in jobs}
+        asked = None
+    else:
+        owned = {(int(j.scope.id), j.day): j.id for j in jobs}
+        listed = params.get("locations" if dt.scope_kind is ScopeKind.location else "sites")
+        asked = frozenset(int(i) for i in listed[0].split(",")) if listed else None
     table = table_for(dt, first.time_resolution)
-    chunks = normalize_chunks(
+    slices = Slices(
+        table, first.time_resolution, start, end, frozenset(owned), asked, account=first.account
+    )
+    return slices, owned
+
+
+async def _load_pass(
+    ctx: Context,
+    jobs: Sequence[Job],
+    dt: DataType,
+    answer: ExportAnswer,
+    slices: Slices,
+    owned: Mapping[Key, int],
+    on_bad_row: OnBadRow,
+    open_ids: set[int],
+) -> int:
+    """Normalize the rows, load them and mark their jobs done, in one transaction; each job
+    is credited with its own slice's rows."""
+    first = jobs[0]
+    chunks = normalize_slices(
         dt,
         first.time_resolution,
-        payload["data"],
+        answer.row_slices(),
         scope=first.scope.encode(),
         extrapolation_amount=first.params.get("extrapolation_amount"),
         account=first.account,
+        on_bad_row=on_bad_row,
     )
-    extrapolated = dt.scope_kind is ScopeKind.extrapolated
-    wanted = {} if extrapolated else {int(j.scope.id): j.id for j in jobs}
+    good = {k: i for k, i in owned.items() if k not in slices.skip}
     async with ctx.pool.acquire() as conn, conn.transaction():
-        loaded = await load_export(
-            conn, table, chunks, scope_ids=list(wanted), day=first.day, account=first.account
-        )
-        if extrapolated:
-            rows_by_job = {first.id: loaded.rows}
-        else:
-            if stray := sorted(set(loaded.by_scope) - set(wanted)):
-                raise BadPayload(f"the export has rows for scopes not asked for: {stray[:5]}")
-            rows_by_job = {job_id: loaded.by_scope.get(sid, 0) for sid, job_id in wanted.items()}
-        await ledger.mark_done(conn, rows_by_job, owner=ctx.owner, open_ids=open_ids)
-    log.info("job.done", rows=loaded.rows, table=table.qualified_name, open=len(open_ids) or None)
+        loaded = await load_export(conn, chunks, slices)
+        if good:
+            await ledger.mark_done(
+                conn,
+                rows_by_job(loaded, good),
+                owner=ctx.owner,
+                open_ids=[i for i in good.values() if i in open_ids],
+            )
+    log.info(
+        "job.done",
+        jobs=len(good),
+        rows=loaded.rows,
+        table=slices.table.qualified_name,
+        open=len(open_ids) or None,
+    )
     return loaded.rows
+
+
+def _bad_slices(
+    dt: DataType, jobs: Sequence[Job], answer: ExportAnswer, slices: Slices
+) -> dict[Key, RowError]:
+    """Every slice with a bad row, and its first bad row's error (a pass with no database).
+    A bad row that names no scope id or day fails the whole export: it is raised."""
+    first = jobs[0]
+    bad: dict[Key, RowError] = {}
+
+    def found(error: RowError) -> None:
+        key = _key_of(error, slices)
+        if key is None:
+            raise error
+        bad.setdefault(key, error)
+
+    for chunk in normalize_slices(
+        dt,
+        first.time_resolution,
+        answer.row_slices(),
+        scope=first.scope.encode(),
+        extrapolation_amount=first.params.get("extrapolation_amount"),
+        account=first.account,
+        on_bad_row=found,
+    ):
+        del chunk
+    return bad
+
+
+async def _load_rows(
+    ctx: Context,
+    jobs: Sequence[Job],
+    dt: DataType,
+    answer: ExportAnswer,
+    query: str,
+    open_ids: set[int],
+) -> Outcome:
+    """Load the export's rows for its jobs. A bad row costs only its own scope-day: the other
+    slices are loaded, and the job of the bad one fails with the row's error.
+
+    The first pass stops at a bad row (the transaction is rolled back); a pass without the
+    database then finds every slice with one, and a last pass loads the others. A bad row
+    that names no location or day fails the whole export.
+    """
+    slices, owned = _slices_of(jobs, dt, query)
+    bad: dict[Key, RowError] = {}
+    lenient = False
+    while True:
+        try:
+            skipping = replace(slices, skip=frozenset(bad))
+            on_bad = _left_out if lenient else None
+            rows = await _load_pass(ctx, jobs, dt, answer, skipping, owned, on_bad, open_ids)
+            break
+        except RowError as error:
+            key = _key_of(error, slices)
+            if key is None or key in bad or (lenient and key not in owned):
+                raise
+            log.warning("export.bad_row", error=str(error))
+            if not lenient:
+                lenient = True
+                found = _bad_slices(dt, jobs, answer, slices)
+                bad.update((k, e) for k, e in found.items() if k in owned)
+            if key in owned:
+                bad.setdefault(key, error)
+    outcome = Outcome(done=len(jobs) - len(bad), rows=rows, table=slices.table.qualified_name)
+    by_id = {j.id: j for j in jobs}
+    for key, row_error in bad.items():
+        failed = await _record_failure(ctx, [by_id[owned[key]]], row_error)
+        outcome.failed += failed.failed
+        outcome.dead += failed.dead
+        outcome.reason = failed.reason
+    return outcome
+
+
+def _left_out(error: RowError) -> None:
+    """A bad row of a slice that is skipped anyway."""
+
+
+def _key_of(error: RowError, slices: Slices) -> Key | None:
+    """The slice of a bad row, or None if the row names no day (or no scope id, where rows
+    have one)."""
+    if error.day is None or (error.scope_id is None and slices.asked is not None):
+        return None
+    return slices.key_of(error.scope_id, error.day)
 
 
 async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
@@ -305,7 +496,7 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     first = jobs[0]
     try:
         dt = ctx.registry.get(first.data_type)
-        query = _query_of(ctx, jobs, dt)
+        query = first.export_query or block_query(ctx.registry, planner.block_of(jobs))
         rebuild = False
         if first.export_query is None:
             open_ids = await _open_jobs(ctx, jobs)
@@ -320,13 +511,12 @@ async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
             open_ids = {j.id for j in jobs}
             log.info("export.resumed")
         async with _heartbeat(ctx, jobs) as watch:
-            payload = await _fetch_export(ctx, jobs, query, rebuild=rebuild)
-            rows = await _load_export_rows(ctx, jobs, dt, payload, open_ids)
+            expected = await _expected_rows(ctx, jobs, dt)
+            with await _fetch_export(ctx, jobs, query, expected, rebuild=rebuild) as answer:
+                outcome = await _load_rows(ctx, jobs, dt, answer, query, open_ids)
         if watch.lost:
             return Outcome()
-        return Outcome(
-            done=len(jobs), rows=rows, table=table_for(dt, first.time_resolution).qualified_name
-        )
+        return outcome
     except _JOB_ERRORS as error:
         return await _record_failure(ctx, jobs, error)
 
@@ -387,18 +577,17 @@ async def work_angus(ctx: Context, jobs: Sequence[Job]) -> Outcome:
 async def work_batch(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Dispatch a claimed batch to its vendor's pipeline, its context bound to the logs."""
     first = jobs[0]
+    scopes = {j.scope for j in jobs}
     with structlog.contextvars.bound_contextvars(
         vendor=first.vendor.value,
         data_type=first.data_type,
         resolution=first.time_resolution,
-        scope=str(first.scope) if len(jobs) == 1 else f"{len(jobs)} {first.scope.kind}s",
+        scope=str(first.scope) if len(scopes) == 1 else f"{len(scopes)} {first.scope.kind}s",
         day=first.day.isoformat(),
-        job_ids=[j.id for j in jobs],
+        days=len({j.day for j in jobs}),
+        jobs=len(jobs),
+        job_ids=job_ids(jobs),
     ):
         if first.vendor is Vendor.vidicenter:
             return await work_vidicenter(ctx, jobs)
         return await work_angus(ctx, jobs)
-
-
-def max_batch(ctx: Context, vendor: Vendor) -> int:
-    return ctx.settings.vidicenter_locations_per_export if vendor is Vendor.vidicenter else 1

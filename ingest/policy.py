@@ -10,14 +10,20 @@ from ingest.delays import backoff
 from ingest.domain import Job, Vendor
 from ingest.errors import (
     AuthError,
+    BodyUnreadable,
     ExportFailed,
     ExportPending,
     LeaseLost,
     RateLimited,
     RetryableError,
+    RowError,
     TerminalError,
+    VendorRejected,
     VendorUnavailable,
 )
+
+# A body that cannot be read is read again this many times before its export is cut in two.
+REREADS_BEFORE_SPLIT = 1
 
 
 class Action(StrEnum):
@@ -26,6 +32,7 @@ class Action(StrEnum):
     dead = "dead"  # failed for good; the reason is kept
     hand_back = "hand_back"  # pending again untried: the vendor's work stops for now
     abandon = "abandon"  # nothing to record: another worker holds the jobs now
+    split_export = "split"  # the export is cut in two halves, each pending again; not a try
 
 
 @dataclass(frozen=True)
@@ -50,14 +57,21 @@ def reason_of(error: BaseException) -> str:
 
 
 def decide(
-    error: Exception, job: Job, policy: RetryPolicy, rng: random.Random | None = None
+    error: Exception,
+    job: Job,
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+    *,
+    splittable: bool = False,
 ) -> Decision:
     """What a failure of `job` (for a batch: its mates' most tried) leads to.
 
     Credentials refused hand VidiCenter's jobs back untried (the account's work stops),
-    and fail an Angus stream's job for good (that stream alone); a failed export is
-    rebuilt a few times; a TerminalError is final at once; anything else, a dropped connection or a
-    payload that broke the code, gets the job's remaining tries.
+    and fail an Angus stream's job for good (that stream alone). An export of several
+    scope-days (`splittable`) that the vendor fails, or whose request line is too long, is
+    cut in two; so is one whose body stays unreadable when read again. A single scope-day's
+    failed export is rebuilt a few times; a TerminalError is final at once; anything else, a
+    dropped connection or a payload that broke the code, gets the job's remaining tries.
     """
     reason = reason_of(error)
     if isinstance(error, LeaseLost):
@@ -66,7 +80,12 @@ def decide(
         if job.vendor is Vendor.vidicenter:
             return Decision(Action.hand_back, reason)
         return Decision(Action.dead, reason)
+    if splittable and _splits(error, job):
+        return Decision(Action.split_export, reason)
     out_of_tries = job.attempts >= policy.max_attempts
+    if isinstance(error, BodyUnreadable) and not out_of_tries:
+        # the same export, read again: the vendor keeps a finished export for a while
+        return Decision(Action.retry, reason, delay_s=error.delay or 0.0, keep_export=True)
     if isinstance(error, ExportFailed):
         if out_of_tries or job.export_rebuilds >= policy.rebuilds_after_failure:
             return Decision(Action.dead, reason)
@@ -81,3 +100,13 @@ def decide(
     )
     keep = isinstance(error, VendorUnavailable | RateLimited | ExportPending)
     return Decision(Action.retry, reason, delay_s=delay, keep_export=keep)
+
+
+def _splits(error: Exception, job: Job) -> bool:
+    if isinstance(error, ExportFailed):
+        return True
+    if isinstance(error, VendorRejected):
+        return error.status == 414  # the request line is too long for the vendor's server
+    if isinstance(error, RowError):
+        return True  # a bad row that names no location and day: cut until it is alone
+    return isinstance(error, BodyUnreadable) and job.attempts > REREADS_BEFORE_SPLIT

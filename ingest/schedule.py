@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ingest.buckets import bucket_start
 from ingest.datatypes import REGISTRY, Registry, request_params, table_for
 from ingest.domain import JobSpec, Scope, ScopeKind, Vendor
 
@@ -37,12 +38,15 @@ def parse_schedule(entries: Sequence[str], registry: Registry = REGISTRY) -> lis
     return pairs
 
 
-def refresh_rule(now: datetime, *, interval_s: float) -> datetime:
-    """When a done job that is still open (its day not final) is stale: once per interval.
+def refresh_rule(now: datetime) -> datetime:
+    """When a done job that is still open (its day, or bucket, not final) is stale: at every
+    tick of the schedule. A job done at any moment before this tick is due again at it, so
+    an open day is refreshed at every interval, not every second one (`now - interval` would
+    miss a job done just after the last tick began).
 
     A done job whose day was final when it was fetched is never due again (unless forced).
     """
-    return now - timedelta(seconds=interval_s)
+    return now
 
 
 def due_jobs(
@@ -50,7 +54,6 @@ def due_jobs(
     *,
     tz: str,
     lookback_days: int,
-    interval_s: float,
     account: str = "",
     vidicenter_types: Sequence[tuple[str, str]] = (),
     locations: Sequence[str] = (),
@@ -59,28 +62,30 @@ def due_jobs(
     angus_resolution: str = "by_hour",
     registry: Registry = REGISTRY,
 ) -> list[Scheduled]:
-    """Every job `ingest run` keeps for the days from today back over the look-back: the
-    VidiCenter types of `account` (its locations and sites), and the Angus streams."""
+    """Every job `ingest run` keeps for the days from today back over the look-back (for 7d,
+    30d and 1M: the buckets that hold them): the VidiCenter types of `account` (its
+    locations and sites), and the Angus streams."""
     today = now.astimezone(ZoneInfo(tz)).date()
     days = [today - timedelta(days=i) for i in range(lookback_days, -1, -1)]
-    rule = refresh_rule(now, interval_s=interval_s)
+    rule = refresh_rule(now)
     out: list[Scheduled] = []
-    for day in days:
-        for name, resolution in vidicenter_types:
-            dt = registry.get(name)
-            params = request_params(dt, resolution, {})  # every option at its default
-            if dt.scope_kind is ScopeKind.location:
-                scopes = [Scope.location(i) for i in locations]
-            elif dt.scope_kind is ScopeKind.site:
-                scopes = [Scope.site(i) for i in sites]
-            else:
-                scopes = [Scope.request({"locations": locations})] if locations else []
+    for name, resolution in vidicenter_types:
+        dt = registry.get(name)
+        params = request_params(dt, resolution, {})  # every option at its default
+        if dt.scope_kind is ScopeKind.location:
+            scopes = [Scope.location(i) for i in locations]
+        elif dt.scope_kind is ScopeKind.site:
+            scopes = [Scope.site(i) for i in sites]
+        else:
+            scopes = [Scope.request({"locations": locations})] if locations else []
+        for day in sorted({bucket_start(resolution, d) for d in days}):
             out += [
                 Scheduled(
                     JobSpec(Vendor.vidicenter, name, resolution, s, day, params, account), rule
                 )
                 for s in scopes
             ]
+    for day in days:
         out += [
             Scheduled(
                 JobSpec(Vendor.angus, "entities", angus_resolution, Scope.stream(s), day), rule

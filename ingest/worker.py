@@ -19,7 +19,7 @@ from ingest.domain import Job, Vendor
 from ingest.errors import AuthError
 from ingest.health import DatabaseWatch, Health
 from ingest.ledger import presence
-from ingest.pipeline import Context, Outcome, max_batch, work_batch
+from ingest.pipeline import Context, Outcome, packing, work_batch
 
 log = structlog.get_logger(__name__)
 
@@ -171,7 +171,7 @@ async def _claim(
                 vendor,
                 owner=ctx.owner,
                 lease_s=ctx.settings.job_lease_s,
-                max_batch=max_batch(ctx, vendor),
+                packing=packing(ctx, vendor),
                 only_ids=only_ids,
                 accounts=accounts,
             )

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -17,7 +17,7 @@ import anyio.abc
 import asyncpg
 import structlog
 
-from ingest import ledger
+from ingest import ledger, planner
 from ingest.commands import EXIT_DEAD, EXIT_INTERRUPTED, EXIT_OK
 from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, DataType, Registry
@@ -32,7 +32,7 @@ from ingest.jobspecs import (
 )
 from ingest.ledger import reports
 from ingest.ledger.jobs import Executor
-from ingest.pipeline import Context
+from ingest.pipeline import Context, limits_of, line_length_for
 from ingest.progress import BackfillResult, Progress, shown_while, summary
 from ingest.topology import resolve_scope
 from ingest.wiring import (
@@ -48,6 +48,8 @@ log = structlog.get_logger(__name__)
 
 
 async def main(args: argparse.Namespace, settings: Settings, registry: Registry = REGISTRY) -> int:
+    if getattr(args, "plan", False):
+        return await print_plan(args, settings, registry)
     vendor = Vendor(args.vendor)
     today = datetime.now(UTC).astimezone(ZoneInfo(settings.day_timezone)).date()
     days = days_between(args.first, args.last, today=today)
@@ -118,6 +120,21 @@ class _VidiCenterPlan(_Plan):
         if req.data_type.scope_kind is ScopeKind.extrapolated:
             return vidicenter_specs(req, account=self.account)
         return vidicenter_specs(req, account=self.account, location_ids=ids, site_ids=ids)
+
+    def unchecked_specs(self) -> list[JobSpec]:
+        """The specs with no vendor call (for `--plan`): the locations given by id, taken as
+        they are; sites, tags or every location would need the vendor (UsageError)."""
+        req = self.request
+        if req.data_type.scope_kind is ScopeKind.extrapolated:
+            return vidicenter_specs(req, account=self.account)
+        sources = req.sources
+        named = list(sources.get("locations") or [])
+        if not any(sources.values()):
+            named = list(self.default_locations or [])
+        others = any(v for k, v in sources.items() if k != "locations")
+        if req.data_type.scope_kind is not ScopeKind.location or others or not named:
+            _refuse_lookup()
+        return vidicenter_specs(req, account=self.account, location_ids=sorted(set(named)))
 
 
 @dataclass(frozen=True)
@@ -348,3 +365,92 @@ async def backfill_result(
         budget_wait_s=progress.budget_waited_s,
         interrupted=interrupted,
     )
+
+
+# --- --plan: the exports a backfill would go out in, without calling the vendor ------------
+
+
+def _refuse_lookup() -> None:
+    """`--plan` asked for something only the vendor knows."""
+    raise UsageError(
+        "--plan calls no vendor, so it cannot look up sites, tags or every location: "
+        "give --locations (or a list in INGEST_VIDICENTER_LOCATIONS)"
+    )
+
+
+async def print_plan(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    """`backfill --plan`: print the jobs, the exports they would be packed into and what those
+    cost at the configured budget; read the ledger, call no vendor, enqueue nothing."""
+    if args.vendor != Vendor.vidicenter.value:
+        raise UsageError("--plan: only VidiCenter jobs are packed into exports")
+    if args.enqueue_only:
+        raise UsageError("--plan and --enqueue-only do not go together")
+    today = datetime.now(UTC).astimezone(ZoneInfo(settings.day_timezone)).date()
+    days = days_between(args.first, args.last, today=today)
+    request = _vidicenter_plan(args, settings, days, registry)
+    specs = request.unchecked_specs()
+    async with open_pool(settings) as pool:
+        await require_migrated(pool)
+        done = set() if args.force else await ledger.done_specs(pool, specs)
+        todo = [s for i, s in enumerate(specs) if i not in done]
+        seen: dict[str, int] = {}
+        dt, res = request.request.data_type, request.request.resolution
+        if todo and planner.observed(dt, res):
+            first = todo[0]
+            same = (first.vendor.value, first.data_type, res, ledger.params_json(first.params))
+            scopes = sorted({s.scope for s in todo})
+            seen = await ledger.rows_seen(
+                pool, same, scopes, around=first.day, account=first.account
+            )
+    estimate = planner.estimator(dt, res, todo[0].params if todo else {}, seen)
+    line = line_length_for(settings, registry)
+    blocks = planner.plan_exports(
+        todo,
+        estimate_for=lambda _group: estimate,
+        limits=limits_of(settings),
+        line_length=line,
+        force=args.force,
+    )
+    print(_plan_text(specs, len(done), blocks, estimate, line, settings))
+    return EXIT_OK
+
+
+_SHOWN = 20  # exports listed one by one; the others are counted
+
+
+def _plan_text(
+    specs: Sequence[JobSpec],
+    done: int,
+    blocks: Sequence[planner.Block],
+    estimate: planner.Estimate,
+    line: planner.LineLength,
+    settings: Settings,
+) -> str:
+    first = specs[0]
+    scopes = len({s.scope for s in specs})
+    spans = sorted({s.day for s in specs})
+    kind = first.scope.kind.value
+    lines = [
+        f"{len(specs)} job(s) of {first.data_type} at {first.time_resolution}: {scopes} {kind}"
+        f"(s) x {len(spans)} day(s) from {spans[0]} to {spans[-1]}; {done} already done"
+    ]
+    lines.append(
+        f"{len(blocks)} export(s), at most {settings.vidicenter_max_exports} running at once:"
+    )
+    for block in blocks[:_SHOWN]:
+        rows = sum(estimate(s) for s in block.scopes) * len(block.days)
+        lines.append(
+            f"  {block.start} to {block.end - timedelta(days=1)}: {len(block.days)} day(s) x "
+            f"{len(block.scopes)} {kind}(s), {block.jobs} job(s), about {rows:,} rows, "
+            f"request line {line(block)} bytes"
+        )
+    if len(blocks) > _SHOWN:
+        lines.append(f"  ... and {len(blocks) - _SHOWN} more")
+    cost = planner.cost(blocks, calls_per_minute=settings.vidicenter_calls_per_minute)
+    lines.append(
+        f"at least {cost.calls} vendor call(s) (2 an export; more while a build is slow): "
+        f"{cost.minutes:.1f} min at {settings.vidicenter_calls_per_minute} calls a minute, "
+        "plus the vendor's build times"
+    )
+    lines.append("nothing was sent to VidiCenter and nothing was enqueued")
+    return "\n".join(lines)

@@ -212,12 +212,11 @@ class _Service:
             now,
             tz=s.day_timezone,
             lookback_days=s.schedule_lookback_days,
-            interval_s=s.schedule_interval_s,
             streams=self.streams,
             angus_resolution=s.angus_resolution,
             registry=self.ctx.registry,
         )
-        stale = refresh_rule(now, interval_s=s.schedule_interval_s)
+        stale = refresh_rule(now)
         async with self.ctx.pool.acquire() as conn:
             n = await ledger.schedule_jobs(conn, [(j.spec, j.refresh_before) for j in due])
             for vendor, _who, accounts in self._workers():
@@ -239,7 +238,6 @@ class _Service:
             now,
             tz=s.day_timezone,
             lookback_days=s.schedule_lookback_days,
-            interval_s=s.schedule_interval_s,
             account=account.name,
             vidicenter_types=self.types,
             locations=locations,

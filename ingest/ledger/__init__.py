@@ -13,7 +13,9 @@ from ingest.errors import LeaseLost
 from ingest.ledger.exports import exports_out, mark_export_started, reserve_export
 from ingest.ledger.jobs import (
     Executor,
+    Packing,
     claim_batch,
+    done_specs,
     due_job_ids,
     enqueue_jobs,
     extend_lease,
@@ -22,8 +24,10 @@ from ingest.ledger.jobs import (
     next_claimable_in,
     params_json,
     record_decision,
+    record_split,
     release_jobs,
     reopen_open_jobs,
+    rows_seen,
     schedule_jobs,
 )
 from ingest.ledger.reports import job_counts
@@ -31,7 +35,9 @@ from ingest.ledger.reports import job_counts
 __all__ = [
     "Executor",
     "LeaseLost",
+    "Packing",
     "claim_batch",
+    "done_specs",
     "due_job_ids",
     "enqueue_jobs",
     "exports_out",
@@ -43,8 +49,10 @@ __all__ = [
     "next_claimable_in",
     "params_json",
     "record_decision",
+    "record_split",
     "release_jobs",
     "reopen_open_jobs",
     "reserve_export",
+    "rows_seen",
     "schedule_jobs",
 ]

@@ -4,15 +4,21 @@ record a failure's decision, hand back."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 
+from ingest import planner
+from ingest.buckets import bucket_end
+from ingest.datatypes import REGISTRY, Registry
 from ingest.db import Connection
 from ingest.domain import Job, JobSpec, JobStatus, Scope, ScopeKind, Vendor
 from ingest.errors import LeaseLost
+from ingest.planner import Limits, LineLength
 from ingest.policy import Action, Decision
 
 # Statements that need no transaction of their own run on a pool or a connection.
@@ -20,7 +26,8 @@ Executor: TypeAlias = "Connection | asyncpg.Pool[Any]"
 
 
 _JOB_COLUMNS = """id, vendor, account, data_type, time_resolution, params, scope, day, attempts,
-    force, export_query, export_started_at IS NOT NULL AS export_started, export_rebuilds"""
+    force, export_query, export_started_at IS NOT NULL AS export_started, export_rebuilds,
+    export_plan"""
 
 
 def _job(row: asyncpg.Record) -> Job:
@@ -39,11 +46,11 @@ def _job(row: asyncpg.Record) -> Job:
         export_started=row["export_started"],
         export_rebuilds=row["export_rebuilds"],
         account=row["account"],
+        export_plan=row["export_plan"],
     )
 
 
-def params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+params_json = planner.params_key
 
 
 async def enqueue_jobs(conn: Connection, specs: Sequence[JobSpec], *, force: bool) -> list[int]:
@@ -98,6 +105,22 @@ _CLAIMABLE = """(
     OR (status = 'running' AND lease_expires_at < now())
 )"""
 
+# Jobs that may ride on the leader's export: $1 vendor, $2 data type, $3 resolution,
+# $4 parameters (jsonb text), $5 force. One line per dimension of `planner.Group`.
+_SAME_GROUP = """vendor = $1 AND data_type = $2 AND time_resolution = $3
+    AND params = $4::jsonb AND force = $5 AND account = $6"""
+# ... and are free to be packed: not riding on an export already, nor on a split's half
+_FREE = f"{_CLAIMABLE} AND export_query IS NULL AND export_plan IS NULL"
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How a claim packs VidiCenter jobs into one export (see `ingest.planner`)."""
+
+    limits: Limits
+    line_length: LineLength  # the request line of a block's export
+    registry: Registry = REGISTRY
+
 
 async def claim_batch(
     conn: Connection,
@@ -105,16 +128,18 @@ async def claim_batch(
     *,
     owner: str,
     lease_s: float,
-    max_batch: int = 1,
+    packing: Packing | None = None,
     only_ids: Sequence[int] | None = None,
     accounts: Sequence[str] | None = None,
 ) -> list[Job]:
-    """Claim one due job of the given accounts (None: any) and, for a per-location or
-    per-site VidiCenter job, its batch mates.
+    """Claim one due job of the given accounts (None: any) and the jobs that go out with it
+    in one export.
 
-    Batch mates share account, data type, resolution, parameters and day (and the export,
-    when the leader already has one out), so they can ride on one export. Jobs whose
-    export is already out at the vendor come first, so that a restart resumes them.
+    Jobs whose export is already out at the vendor come first, with every claimable job of
+    that export, so that a restart resumes it. A job of a split export's half comes with its
+    half. Any other VidiCenter job is packed (with `packing`) with the free jobs of its group
+    (which includes the account: two accounts never share an export) into a block of
+    scopes x consecutive days; without `packing`, a job goes alone.
     """
     ids = list(only_ids) if only_ids is not None else None
     async with conn.transaction():
@@ -125,9 +150,15 @@ async def claim_batch(
         )
         if leader is None:
             return []
-        claimed = [leader["id"]]
-        if max_batch > 1 and Scope.parse(leader["scope"]).kind in _BATCHED:
-            claimed += await _claimable_mates(conn, leader, ids, limit=max_batch - 1)
+        job = _job(leader)
+        if job.export_query is not None:
+            claimed = await _riding(conn, "export_query", job.export_query, job.account)
+        elif job.export_plan is not None:
+            claimed = await _riding(conn, "export_plan", job.export_plan, job.account)
+        elif packing is not None and vendor is Vendor.vidicenter:
+            claimed = await _packed(conn, job, leader["params_text"], packing, ids)
+        else:
+            claimed = [job.id]
         rows = await conn.fetch(
             f"""
             UPDATE ingest.jobs SET
@@ -141,9 +172,6 @@ async def claim_batch(
             lease_s,
         )
     return sorted((_job(r) for r in rows), key=lambda j: j.id)
-
-
-_BATCHED = (ScopeKind.location, ScopeKind.site)
 
 
 async def _claimable_leader(
@@ -164,38 +192,165 @@ async def _claimable_leader(
     )
 
 
-async def _claimable_mates(
-    conn: Connection, leader: asyncpg.Record, ids: list[int] | None, *, limit: int
-) -> list[int]:
-    """Due jobs of the leader's kind that can share its export."""
+async def _riding(conn: Connection, column: str, value: str, account: str) -> list[int]:
+    """Every claimable job of an export (or of a split's half) of the account, whoever
+    enqueued it: an export is resumed as a whole."""
+    assert column in ("export_query", "export_plan")
     rows = await conn.fetch(
-        f"""
-        SELECT id FROM ingest.jobs
-        WHERE vendor = $1 AND {_CLAIMABLE} AND id <> $2
-          AND data_type = $3 AND time_resolution = $4 AND params = $5::jsonb
-          AND day = $6 AND scope LIKE $11 || ':%'
-          AND export_query IS NOT DISTINCT FROM $7
-          AND force = $8
-          AND ($9::bigint[] IS NULL OR id = ANY($9))
-          AND account = $12
-        ORDER BY id
-        LIMIT $10
-        FOR UPDATE SKIP LOCKED
-        """,
-        leader["vendor"],
-        leader["id"],
-        leader["data_type"],
-        leader["time_resolution"],
-        leader["params_text"],  # compared as jsonb, as stored
-        leader["day"],
-        leader["export_query"],
-        leader["force"],
-        ids,
-        limit,
-        Scope.parse(leader["scope"]).kind.value,
-        leader["account"],
+        f"SELECT id FROM ingest.jobs WHERE {column} = $1 AND account = $2 AND {_CLAIMABLE}"
+        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        value,
+        account,
     )
     return [r["id"] for r in rows]
+
+
+async def _packed(
+    conn: Connection, leader: Job, params_text: str, packing: Packing, ids: list[int] | None
+) -> list[int]:
+    """The leader and the free jobs of its group that the planner packs with it."""
+    group = planner.group_of(leader)
+    dt = packing.registry.get(leader.data_type)
+    res = leader.time_resolution
+    # the jobs of two accounts never share an export
+    same = (leader.vendor.value, leader.data_type, res, params_text, leader.force, leader.account)
+    if group.kind is ScopeKind.extrapolated:
+        at_first_day = [leader.scope]
+    else:
+        at_first_day = await _free_scopes(conn, same, leader, ids)
+    horizon = _after(res, leader.day, packing.limits.max_days)
+    leader_days = await _free_days(conn, same, [leader.scope], leader.day, horizon, ids)
+    seen: dict[str, int] = {}
+    if planner.observed(dt, res):
+        seen = await rows_seen(
+            conn, same[:4], at_first_day, around=leader.day, account=leader.account
+        )
+    estimate = planner.estimator(dt, res, leader.params, seen)
+    cut = planner.first_cut(
+        leader,
+        group,
+        at_first_day,
+        [day for _, _, day in leader_days],
+        estimate=estimate,
+        limits=packing.limits,
+        line_length=packing.line_length,
+    )
+    end = _after(res, leader.day, cut.days)
+    free = await _free_days(conn, same, cut.scopes, leader.day, end, ids)
+    have: dict[date, set[Scope]] = {}
+    for _, scope, day in free:
+        have.setdefault(day, set()).add(scope)
+    block = planner.full_block(leader, group, cut, have)
+    wanted_days = set(block.days)
+    wanted_scopes = set(block.scopes)
+    return [i for i, scope, day in free if day in wanted_days and scope in wanted_scopes]
+
+
+def _after(resolution: str, day: date, buckets: int) -> date:
+    """The day `buckets` jobs' spans after `day`."""
+    for _ in range(buckets):
+        day = bucket_end(resolution, day)
+    return day
+
+
+async def _free_scopes(
+    conn: Connection, same: tuple[Any, ...], leader: Job, ids: list[int] | None
+) -> list[Scope]:
+    """The scopes of the leader's kind with a free job of the group on the leader's day."""
+    rows = await conn.fetch(
+        f"""
+        SELECT scope FROM ingest.jobs
+        WHERE {_SAME_GROUP} AND day = $7 AND scope LIKE $8 || ':%' AND {_FREE}
+          AND ($9::bigint[] IS NULL OR id = ANY($9))
+        """,
+        *same,
+        leader.day,
+        leader.scope.kind.value,
+        ids,
+    )
+    return [Scope.parse(r["scope"]) for r in rows]
+
+
+async def _free_days(
+    conn: Connection,
+    same: tuple[Any, ...],
+    scopes: Sequence[Scope],
+    first: date,
+    end: date,
+    ids: list[int] | None,
+) -> list[tuple[int, Scope, date]]:
+    """The free jobs of the group for these scopes from `first` to before `end`, locked."""
+    rows = await conn.fetch(
+        f"""
+        SELECT id, scope, day FROM ingest.jobs
+        WHERE {_SAME_GROUP} AND scope = ANY($7::text[]) AND day >= $8 AND day < $9 AND {_FREE}
+          AND ($10::bigint[] IS NULL OR id = ANY($10))
+        ORDER BY day, id
+        FOR UPDATE SKIP LOCKED
+        """,
+        *same,
+        [s.encode() for s in scopes],
+        first,
+        end,
+        ids,
+    )
+    return [(r["id"], Scope.parse(r["scope"]), r["day"]) for r in rows]
+
+
+SEEN_WITHIN_DAYS = 90  # the rows seen on days this close to a job's tell its size
+
+
+async def rows_seen(
+    conn: Executor,
+    same: tuple[Any, ...],
+    scopes: Sequence[Scope],
+    *,
+    around: date,
+    account: str,
+) -> dict[str, int]:
+    """The most rows one done job of each scope (by id) of the account loaded within
+    SEEN_WITHIN_DAYS of `around`, for the planner's estimates; `same` is (vendor, data
+    type, resolution, parameters)."""
+    rows = await conn.fetch(
+        """
+        SELECT scope, max(rows_loaded) AS n FROM ingest.jobs
+        WHERE vendor = $1 AND data_type = $2 AND time_resolution = $3 AND params = $4::jsonb
+          AND status = 'done' AND rows_loaded IS NOT NULL AND scope = ANY($5::text[])
+          AND day BETWEEN $6::date - $7::int AND $6::date + $7::int AND account = $8
+        GROUP BY scope
+        """,
+        *same,
+        [s.encode() for s in scopes],
+        around,
+        SEEN_WITHIN_DAYS,
+        account,
+    )
+    return {Scope.parse(r["scope"]).id: int(r["n"]) for r in rows}
+
+
+async def done_specs(conn: Executor, specs: Sequence[JobSpec]) -> set[int]:
+    """The positions in `specs` of the jobs that exist and are done (a plan leaves them out
+    unless forced)."""
+    if not specs:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT t.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::date[], $7::text[])
+                        WITH ORDINALITY AS t(v, d, r, p, s, day, a, n)
+        JOIN ingest.jobs j ON j.vendor = t.v AND j.data_type = t.d AND j.time_resolution = t.r
+            AND j.params = t.p::jsonb AND j.scope = t.s AND j.day = t.day AND j.account = t.a
+        WHERE j.status = 'done'
+        """,
+        [s.vendor.value for s in specs],
+        [s.data_type for s in specs],
+        [s.time_resolution for s in specs],
+        [params_json(s.params) for s in specs],
+        [s.scope.encode() for s in specs],
+        [s.day for s in specs],
+        [s.account for s in specs],
+    )
+    return {int(r["n"]) - 1 for r in rows}
 
 
 async def update_leased(
@@ -242,6 +397,7 @@ async def mark_done(
         """
         UPDATE ingest.jobs j SET status = 'done', rows_loaded = t.n, last_error = NULL,
             export_query = NULL, export_reserved_at = NULL, export_started_at = NULL,
+            export_plan = NULL,
             lease_owner = NULL, lease_expires_at = NULL, force = false,
             export_rebuilds = 0, finished_at = now(), updated_at = now(),
             complete = NOT (j.id = ANY($4::bigint[]))
@@ -276,6 +432,7 @@ async def record_decision(
             export_reserved_at = CASE WHEN $5 AND $2 <> 'dead' THEN export_reserved_at END,
             export_started_at = CASE WHEN $5 AND $2 <> 'dead' THEN export_started_at END,
             export_rebuilds = export_rebuilds + CASE WHEN $6 THEN 1 ELSE 0 END,
+            export_plan = CASE WHEN $2 <> 'dead' THEN export_plan END,
             -- a forced export the vendor acknowledged has been rebuilt: a retry for
             -- another reason asks for the plain query, not for a second rebuild
             force = (force AND export_started_at IS NULL) OR $6,
@@ -291,6 +448,27 @@ async def record_decision(
         decision.action is Action.rebuild,
         owner,
     )
+
+
+async def record_split(
+    conn: Executor, halves: Sequence[Sequence[Job]], reason: str, *, owner: str
+) -> None:
+    """A failed export's jobs, cut in two: each half pending again, to go out as an export of
+    its own. Not a try: a job is dead only when its own scope-day fails."""
+    for half in halves:
+        await conn.execute(
+            """
+            UPDATE ingest.jobs SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                last_error = $3, run_after = now(), export_plan = $4,
+                export_query = NULL, export_reserved_at = NULL, export_started_at = NULL,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+            WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
+            """,
+            [j.id for j in half],
+            owner,
+            reason,
+            uuid.uuid4().hex,
+        )
 
 
 async def release_jobs(

@@ -1,35 +1,30 @@
 """Pure: the bulk path of the VidiCenter normalizer.
 
-The rows of an export are decoded by msgspec straight into a struct of the table's types
-(in C, with no dict per row), then turned into COPY records by a loop written out once per
-table. A payload that is not of the documented shape (an unknown key, a wrong type, a
-missing key) is not decoded here: the caller falls back to the dict path, which keeps
-unknown keys in `extra` and names the row and key of an error.
+The rows of a slice of an export are decoded by msgspec, in C and in one pass, straight into
+a struct whose fields are the table's COPY columns in order: values of the table's types
+(naive datetimes parsed by msgspec), and the columns ingest fills in (time_resolution,
+scope, extra) as defaults. A record is then the struct as a tuple. A row that is not of
+the documented shape (an unknown key, a wrong type, a missing key, a time zone offset, a
+NUL character) fails the slice's decoding: the caller falls back to the dict path, which
+keeps unknown keys in `extra` and names the row and key of an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import msgspec
 from msgspec.structs import astuple
 
 from ingest.datatypes import Column, Fill, TableSpec
-from ingest.errors import BadPayload
 
 _NO_EXTRA = "{}"
 _INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
-
-# (structs, account, time_resolution, scope, extrapolation_amount) -> records, or None when
-# a row needs the careful path (a time zone offset, a NUL character)
-Converter = Callable[[list[Any], str, str, str, str], list[tuple[object, ...]] | None]
-
-
-class _Careful(Exception):
-    """A row the bulk path does not store as is."""
+_NO_NUL = msgspec.Meta(pattern="^[^\x00]*$")  # PostgreSQL cannot store a NUL character
+# A JSON key no vendor row has: the fields ingest fills in are never read from a row.
+_FILLED = "\x7fingest:"
 
 
 def _python_type(column: Column) -> Any:
@@ -38,19 +33,33 @@ def _python_type(column: Column) -> Any:
         return Annotated[int, msgspec.Meta(ge=low, le=high)]
     if column.pg_type == "double precision":
         return float
-    if column.pg_type in ("text", "timestamp"):
-        return str
+    if column.pg_type == "text":
+        return Annotated[str, _NO_NUL]
+    if column.pg_type == "timestamp":
+        return Annotated[datetime, msgspec.Meta(tz=False)]
     raise ValueError(f"no bulk type for {column.pg_type}")
 
 
 @cache
-def _decoder(table: TableSpec) -> msgspec.json.Decoder[list[Any]] | None:
-    """A decoder of the table's rows, or None for a table with children (viewers_apc)."""
+def decoder(table: TableSpec, fills: tuple[str, str, str, str]) -> msgspec.json.Decoder[Any] | None:
+    """A decoder of a slice's rows into records, or None for a table with children.
+
+    `fills` are the request's time_resolution, scope, extrapolation_amount and account.
+    """
     if table.child is not None:
         return None
+    filled = {
+        Fill.time_resolution: fills[0],
+        Fill.scope: fills[1],
+        Fill.extrapolation_amount: fills[2],
+        Fill.account: fills[3],
+        Fill.extra: _NO_EXTRA,
+    }
     fields: list[tuple[str, Any, Any]] = []
     for column in table.columns:
         if column.fill is not Fill.payload:
+            name = _FILLED + column.name
+            fields.append((column.name, str, msgspec.field(default=filled[column.fill], name=name)))
             continue
         kind = _python_type(column)
         if column.nullable:
@@ -59,73 +68,22 @@ def _decoder(table: TableSpec) -> msgspec.json.Decoder[list[Any]] | None:
             )
         else:
             fields.append((column.name, kind, msgspec.field(name=column.source)))
-    row = msgspec.defstruct(f"{table.name}_row", fields, kw_only=True, forbid_unknown_fields=True)
+    row = msgspec.defstruct(
+        f"{table.name}_row", fields, kw_only=True, forbid_unknown_fields=True, gc=False
+    )
     return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
-def decode_rows(table: TableSpec, raw: msgspec.Raw | bytes) -> list[Any] | None:
-    """The rows as structs, or None when some row is not of the documented shape."""
-    decoder = _decoder(table)
-    if decoder is None:
+def decode_records(
+    table: TableSpec, fills: tuple[str, str, str, str], data: bytes | bytearray
+) -> list[tuple[object, ...]] | None:
+    """The records of a slice (a JSON array of rows), or None when a row is not of the
+    documented shape. Raises msgspec.DecodeError when the slice is not JSON."""
+    decode = decoder(table, fills)
+    if decode is None:
         return None
     try:
-        return decoder.decode(raw)
+        rows = decode.decode(data)
     except msgspec.ValidationError:
         return None
-    except msgspec.DecodeError as error:
-        raise BadPayload(f"the export's data is not JSON ({error})") from None
-
-
-@cache
-def converter(table: TableSpec) -> Converter:
-    """The loop from structs to records, written out for the table's columns."""
-    values: list[str] = []
-    checks: list[str] = []
-    position = 0
-    for column in table.columns:
-        if column.fill is Fill.extra:
-            values.append(repr(_NO_EXTRA))
-            continue
-        if column.fill is not Fill.payload:
-            values.append(column.fill.value)
-            continue
-        value = f"t[{position}]"
-        position += 1
-        if column.pg_type == "timestamp":
-            name = f"ts{position}"
-            if column.nullable:
-                checks.append(f"{name} = None if {value} is None else parse({value})")
-            else:
-                checks.append(f"{name} = parse({value})")
-            checks.append(f"if {name} is not None and {name}.tzinfo is not None: raise _Careful")
-            value = name
-        elif column.pg_type == "text":
-            checks.append(f"if {value} is not None and '\\x00' in {value}: raise _Careful")
-        values.append(value)
-    source = "\n".join(
-        [
-            "def convert(rows, account, time_resolution, scope, extrapolation_amount):",
-            "    records = []",
-            "    append = records.append",
-            "    try:",
-            "        for row in rows:",
-            "            t = astuple(row)",
-            *(f"            {line}" for line in checks),
-            f"            append(({', '.join(values)},))",
-            "    except (_Careful, ValueError):",  # ValueError: a timestamp that does not parse
-            "        return None",
-            "    return records",
-        ]
-    )
-    namespace: dict[str, object] = {
-        "_Careful": _Careful,
-        "astuple": astuple,
-        "parse": datetime.fromisoformat,
-    }
-    exec(compile(source, f"<bulk path of {table.name}>", "exec"), namespace)
-    return cast(Converter, namespace["convert"])
-
-
-def to_dicts(rows: list[Any]) -> list[dict[str, Any]]:
-    """Structs back to the vendor's rows, for the careful path."""
-    return cast(list[dict[str, Any]], msgspec.to_builtins(rows))
+    return list(map(astuple, rows))

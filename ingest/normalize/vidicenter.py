@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from operator import itemgetter
 from typing import cast
@@ -42,15 +42,19 @@ from typing import cast
 import msgspec
 
 from ingest.datatypes import Column, DataType, Fill, TableSpec, table_for
-from ingest.errors import BadPayload
+from ingest.errors import BadPayload, BodyUnreadable, RowError
 from ingest.normalize import typed
 
 _Convert = Callable[[object], object]  # one value
 _Record = tuple[object, ...]
 # (rows, careful(index, row), account, time_resolution, scope, extrapolation_amount) → records
 _RowsConverter = Callable[
-    [list[object], Callable[[int, object], _Record], str, str, str, str], list[_Record]
+    [list[object], Callable[[int, object], _Record | None], str, str, str, str],
+    list[_Record | None],
 ]
+# What is done with a row that does not have the documented shape: None raises its RowError,
+# a callback is told of it and the row is left out.
+OnBadRow = Callable[[RowError], None] | None
 
 _INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _NO_EXTRA = "{}"
@@ -105,15 +109,18 @@ def normalize_export(
     extrapolation_amount: str | None = None,
     first_row: int = 0,
     account: str = "",
+    on_bad_row: OnBadRow = None,
 ) -> NormalizedExport:
     """The records of an export's `data` for the table of (dt, resolution).
 
     `scope` and `extrapolation_amount` (None = left empty = '') fill the columns of the
     same name of extrapolated tables; `resolution` fills `time_resolution`, `account` the
-    `account` column of every table that has one. BadPayload if
-    `data` is not a list of objects of the documented shape; ValueError if the data type
-    does not offer the resolution. `first_row` is the index of data[0] in the whole
-    export, for error messages when `data` is a slice of it.
+    `account` column of every table that has one. BadPayload if `data` is not a list of
+    objects; a row that does not have the documented shape raises RowError naming the row,
+    its location (or site) and day, and the key, or, with `on_bad_row`, is reported to it
+    and left out. ValueError if the data type does not offer the resolution. `first_row` is
+    the index of data[0] in the whole export, for error messages when `data` is a slice of
+    it.
     """
     table = table_for(dt, resolution)
     if not isinstance(data, list):
@@ -124,25 +131,56 @@ def normalize_export(
         Fill.scope: scope,
         Fill.extrapolation_amount: extrapolation_amount or "",
     }
-    rows = TableRows(table, _convert_rows(data, _bind(_plan(table), fills), "row ", first_row))
+    bound = _bind(_plan(table), fills)
+    records = _convert_rows(data, bound, "row ", first_row, on_bad_row)
     if table.child is None or table.child_source is None:
-        return NormalizedExport(rows)
+        return NormalizedExport(TableRows(table, _kept(records)))
 
     child = _bind(_plan(table.child), fills)
+    bad = {i for i, record in enumerate(records) if record is None}
     child_records: list[_Record] = []
     for parent, row in enumerate(data):  # every row is a dict by now
-        items = row.get(table.child_source)
-        if items is None:
+        if parent in bad:
             continue
-        if not isinstance(items, list):
-            raise BadPayload(
-                f"row {first_row + parent}: key {table.child_source!r}: "
-                f"expected a list, got {_show(items)}"
-            )
-        where = f"row {first_row + parent}: key {table.child_source!r}, item "
-        for record in _convert_rows(items, child, where):
-            child_records.append((parent, *record))
-    return NormalizedExport(rows, TableRows(table.child, child_records))
+        try:
+            child_records += [
+                (parent, *r) for r in _children(row, table.child_source, child, first_row + parent)
+            ]
+        except BadPayload as error:
+            failure = _row_error(str(error), row, bound.plan)
+            if on_bad_row is None:
+                raise failure from None
+            on_bad_row(failure)
+            bad.add(parent)
+    if not bad:
+        return NormalizedExport(
+            TableRows(table, _kept(records)), TableRows(table.child, child_records)
+        )
+    # a parent left out takes its children along; the others' indexes close up
+    new_index: dict[object, int] = {}
+    for i in range(len(records)):
+        if i not in bad:
+            new_index[i] = len(new_index)
+    kept = [r for i, r in enumerate(records) if i not in bad]
+    children = [(new_index[r[0]], *r[1:]) for r in child_records if r[0] in new_index]
+    return NormalizedExport(TableRows(table, _kept(kept)), TableRows(table.child, children))
+
+
+def _kept(records: list[_Record | None]) -> list[_Record]:
+    if None in records:
+        return [r for r in records if r is not None]
+    return records  # type: ignore[return-value]
+
+
+def _children(row: object, key: str, child: _Bound, index: int) -> list[_Record]:
+    assert isinstance(row, dict)
+    items = row.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise BadPayload(f"row {index}: key {key!r}: expected a list, got {_show(items)}")
+    where = f"row {index}: key {key!r}, item "
+    return _kept(_convert_rows(items, child, where))
 
 
 def normalize_chunks(
@@ -154,52 +192,124 @@ def normalize_chunks(
     extrapolation_amount: str | None = None,
     chunk_rows: int = 20_000,
     account: str = "",
+    on_bad_row: OnBadRow = None,
 ) -> Iterator[NormalizedExport]:
     """The records of `normalize_export`, a slice of rows at a time.
 
-    Only one slice's records exist at once, and the loader can send a slice to the
-    database while the next one is converted. `data` may be the undecoded JSON of the
-    rows (`msgspec.Raw`): rows of the documented shape are then decoded straight into the
-    table's types (the bulk path), anything else goes through the dict path.
+    `data` is the rows (a list), or their undecoded JSON (`msgspec.Raw` or bytes): see
+    `normalize_slices`.
     """
-    if isinstance(data, msgspec.Raw):
-        table = table_for(dt, resolution)
-        rows = typed.decode_rows(table, data)
-        if rows is not None:
-            convert = typed.converter(table)
-            amount = extrapolation_amount or ""
-            for start in range(0, len(rows), chunk_rows):
-                part = rows[start : start + chunk_rows]
-                records = convert(part, account, resolution, scope, amount)
-                if records is None:  # a row for the careful path: the dict path takes the slice
-                    yield normalize_export(
-                        dt,
-                        resolution,
-                        typed.to_dicts(part),
-                        scope=scope,
-                        extrapolation_amount=extrapolation_amount,
-                        first_row=start,
-                        account=account,
-                    )
-                else:
-                    yield NormalizedExport(TableRows(table, records))
-            return
+    if isinstance(data, msgspec.Raw | bytes):
+        yield from normalize_slices(
+            dt,
+            resolution,
+            [bytes(data)],
+            scope=scope,
+            extrapolation_amount=extrapolation_amount,
+            chunk_rows=chunk_rows,
+            on_bad_row=on_bad_row,
+            account=account,
+        )
+        return
+    yield from _dict_chunks(
+        dt, resolution, data, scope, extrapolation_amount, 0, chunk_rows, on_bad_row, account
+    )
+
+
+def normalize_slices(
+    dt: DataType,
+    resolution: str,
+    slices: Iterable[bytes | bytearray],
+    *,
+    scope: str,
+    extrapolation_amount: str | None = None,
+    chunk_rows: int | None = None,
+    on_bad_row: OnBadRow = None,
+    account: str = "",
+) -> Iterator[NormalizedExport]:
+    """The records of an export whose rows come as JSON arrays (slices of its `data`), at
+    most `chunk_rows` at a time.
+
+    Only one slice's records exist at once, and the loader can send a chunk to the database
+    while the next slice is decoded. Rows of the documented shape are decoded straight into
+    records (the bulk path); a slice with any other row goes through the dict path.
+    BodyUnreadable if a slice is not JSON.
+    """
+    table = table_for(dt, resolution)
+    fills = (resolution, scope, extrapolation_amount or "", account)
+    seen = 0
+    for data in slices:
         try:
-            data = msgspec.json.decode(data)
+            records = typed.decode_records(table, fills, data)
+            if records is None:
+                rows = msgspec.json.decode(data)
         except msgspec.DecodeError as error:
-            raise BadPayload(f"the export's data is not JSON ({error})") from None
+            raise BodyUnreadable(f"the export's data is not JSON ({error})") from None
+        if records is None:
+            yield from _dict_chunks(
+                dt,
+                resolution,
+                rows,
+                scope,
+                extrapolation_amount,
+                seen,
+                chunk_rows,
+                on_bad_row,
+                account,
+            )
+            seen += len(rows) if isinstance(rows, list) else 0
+            continue
+        step = chunk_rows or max(1, len(records))
+        for start in range(0, len(records), step):
+            yield NormalizedExport(TableRows(table, records[start : start + step]))
+        seen += len(records)
+
+
+def _dict_chunks(
+    dt: DataType,
+    resolution: str,
+    data: object,
+    scope: str,
+    extrapolation_amount: str | None,
+    first_row: int,
+    chunk_rows: int | None,
+    on_bad_row: OnBadRow,
+    account: str,
+) -> Iterator[NormalizedExport]:
     if not isinstance(data, list):
         raise BadPayload(f"the export's data: expected a list of rows, got {_show(data)}")
-    for start in range(0, max(1, len(data)), chunk_rows):
+    step = chunk_rows or max(1, len(data))
+    for start in range(0, max(1, len(data)), step):
         yield normalize_export(
             dt,
             resolution,
-            data[start : start + chunk_rows],
+            data[start : start + step],
             scope=scope,
             extrapolation_amount=extrapolation_amount,
-            first_row=start,
+            first_row=first_row + start,
+            on_bad_row=on_bad_row,
             account=account,
         )
+
+
+def _row_error(message: str, row: object, plan: _Plan) -> RowError:
+    """The error of a bad row, naming its location (or site) and day when they can be read."""
+    scope_id: int | None = None
+    day: date | None = None
+    if isinstance(row, dict):
+        value = row.get(plan.scope_key) if plan.scope_key else None
+        if type(value) is int or (type(value) is float and value.is_integer()):
+            scope_id = int(value)
+        when = row.get(plan.period_key) if plan.period_key else None
+        if isinstance(when, str):
+            try:
+                day = datetime.fromisoformat(when).date()
+            except ValueError:
+                day = None
+    where = [f"{plan.scope_name} {scope_id}"] if scope_id is not None else []
+    where += [f"day {day}"] if day is not None else []
+    suffix = f" ({', '.join(where)})" if where else ""
+    return RowError(message + suffix, scope_id=scope_id, day=day)
 
 
 # --- conversion -----------------------------------------------------------------------
@@ -213,6 +323,9 @@ class _Plan:
     converters: tuple[_Convert | None, ...]  # per column; None: filled from the request
     known: frozenset[str]  # the documented keys; any other goes to `extra`
     fast: _RowsConverter  # the documented shape; hands any other row to `careful`
+    scope_key: str | None  # the vendor's key of the row's location (or site), if any
+    scope_name: str  # "location" or "site", for error messages
+    period_key: str | None  # the vendor's key of the row's time, if any
 
 
 @dataclass(frozen=True)
@@ -232,7 +345,18 @@ def _plan(table: TableSpec) -> _Plan:
         for c in columns
     )
     fast = _compile_fast_path(table.name, columns, table.documented_keys)
-    return _Plan(columns, converters, table.documented_keys, fast)
+    by_name = {c.name: c for c in columns}
+    scope = by_name.get(table.scope_column or "")
+    period = by_name.get("period_start")
+    return _Plan(
+        columns,
+        converters,
+        table.documented_keys,
+        fast,
+        scope.source if scope else None,
+        "site" if table.scope_column == "site_id" else "location",
+        period.source if period else None,
+    )
 
 
 def _bind(plan: _Plan, fills: Mapping[Fill, str]) -> _Bound:
@@ -251,9 +375,20 @@ def _bind(plan: _Plan, fills: Mapping[Fill, str]) -> _Bound:
     return _Bound(plan, values, careful)
 
 
-def _convert_rows(data: list[object], bound: _Bound, where: str, first: int = 0) -> list[_Record]:
-    def careful(index: int, row: object) -> _Record:
-        return _convert_carefully(row, f"{where}{first + index}", bound)
+def _convert_rows(
+    data: list[object], bound: _Bound, where: str, first: int = 0, on_bad_row: OnBadRow = None
+) -> list[_Record | None]:
+    """The rows' records; a bad row raises its RowError, or is reported and None."""
+
+    def careful(index: int, row: object) -> _Record | None:
+        try:
+            return _convert_carefully(row, f"{where}{first + index}", bound)
+        except BadPayload as error:
+            failure = _row_error(str(error), row, bound.plan)
+            if on_bad_row is None:
+                raise failure from None
+            on_bad_row(failure)
+            return None
 
     return bound.plan.fast(data, careful, *bound.fills)
 

@@ -67,7 +67,8 @@ async def _with_faults(
     response = await handler(request)
     if draw.malformed and isinstance(response, FinishedAnswer):
         counts.malformed += 1
-        response.body = malform(response.body if isinstance(response.body, bytes) else b"")
+        body = response.body
+        response.body = malform(bytes(body) if isinstance(body, bytes | bytearray) else b"")
     if draw.drop:
         # after the handler: the call took effect (an export may have started), the answer is lost
         counts.dropped += 1
@@ -95,6 +96,11 @@ async def _vidicenter_call(
         if user is None:
             counters.vidicenter_unauthorized += 1
             return vendor_error(401, "Invalid API Token", UNAUTHORIZED_HEADERS)
+        line = len(f"{request.method} {request.raw_path} HTTP/1.1")
+        if line > config.max_request_line:
+            # what a front server does with a line it does not take; the call still counts
+            counters.requests_too_long += 1
+            return vendor_error(414, f"Request-URI Too Long ({line} bytes)")
         if wait is not None:
             counters.violations.calls += 1
             log.warning("simulator.call_refused", retry_after_s=wait)
@@ -153,7 +159,8 @@ async def sim_config(request: web.Request) -> web.Response:
 
 def create_app(config: SimConfig | None = None) -> web.Application:
     """The simulator as an aiohttp application (state at `app[STATE]`)."""
-    app = web.Application(middlewares=[vendor_gate])
+    # the parser takes long lines, so that `max_request_line` decides (with a 414)
+    app = web.Application(middlewares=[vendor_gate], handler_args={"max_line_size": 1 << 20})
     app[STATE] = SimState(config or SimConfig())
     vidicenter.add_routes(app)
     angus.add_routes(app)

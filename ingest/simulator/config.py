@@ -81,9 +81,17 @@ class SimConfig:
         default="",
         metadata=_help("comma-separated active locations that stopped uploading 30 days ago"),
     )
+    poison: str = field(
+        default="",
+        metadata=_help("LOCATION_ID:YYYY-MM-DD whose first row gets a value of the wrong type"),
+    )
     # --- export lifecycle -----------------------------------------------------------------
     build_seconds: float = field(
         default=2.0, metadata=_help("simulated seconds an export takes to build")
+    )
+    build_seconds_per_million_rows: float = field(
+        default=0.0,
+        metadata=_help("more simulated build seconds per million rows of the export"),
     )
     cache_seconds: float = field(
         default=86400.0, metadata=_help("simulated seconds a built export stays cached")
@@ -103,6 +111,9 @@ class SimConfig:
     )
     max_connections: int = field(
         default=2, metadata=_help("simultaneous VidiCenter requests per IP before a 429")
+    )
+    max_request_line: int = field(
+        default=8190, metadata=_help("longest request line in bytes; a longer one gets a 414")
     )
     # --- Angus ----------------------------------------------------------------------------
     token_lifetime_s: int = field(
@@ -157,7 +168,13 @@ _SHARES = ("placeholder_share", "fail_share", "error_share", "slow_share", "malf
 _RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     ((*_SHARES, "drop_share"), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1"),
     (
-        ("build_seconds", "cache_seconds", "slow_seconds", "upload_lag_s"),
+        (
+            "build_seconds",
+            "build_seconds_per_million_rows",
+            "cache_seconds",
+            "slow_seconds",
+            "upload_lag_s",
+        ),
         lambda v: v >= 0,
         "a number >= 0",
     ),
@@ -167,7 +184,7 @@ _RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
         lambda v: v >= 1,
         "an integer >= 1",
     ),
-    (("token_lifetime_s", "page_size"), lambda v: v >= 1, "an integer >= 1"),
+    (("token_lifetime_s", "page_size", "max_request_line"), lambda v: v >= 1, "an integer >= 1"),
 )
 
 

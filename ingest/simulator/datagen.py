@@ -63,6 +63,7 @@ class GenOptions:
     extra_keys: bool
     bad_enums: bool
     inclusive_end: bool
+    poison: str = ""  # LOCATION_ID:YYYY-MM-DD whose first row gets a value of the wrong type
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class Build:
     creation_date: str
     options: GenOptions
     fail_reason: str | None
-    body: bytes | None = None  # the finished answer, rendered on first read
+    body: bytes | bytearray | None = None  # the finished answer, rendered on first read
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def state(self, now: float) -> ExportState:
@@ -83,20 +83,52 @@ def generate_rows(spec: ExportSpec, opts: GenOptions) -> list[Row]:
         rows = finest.finest_rows(spec, opts)
     else:
         rows = aggregates.aggregated_rows(spec, opts)
+    _add_extra_keys(rows, spec, opts)
+    if opts.poison:
+        _poison(rows, opts.poison)
+    return rows
+
+
+def _add_extra_keys(rows: list[Row], spec: ExportSpec, opts: GenOptions) -> None:
     if opts.extra_keys:
         extra: Row = {"new_metric": 1}
         if spec.data_type == "ots":
             extra["status"] = "active"  # OTS rows' own location status (not the export's state)
         for row in rows:
             row.update(extra)
-    return rows
 
 
-def render_finished(export: Export, build: Build) -> bytes:
-    """The `finished` answer with its data, as JSON bytes (slow for big exports)."""
-    rows = generate_rows(export.spec, build.options)
-    answer = {"state": "finished", "data": rows, "creation_date": build.creation_date}
-    return json.dumps(answer).encode()
+_IDS = frozenset({"location_id", "site_id", "gate_id"})
+
+
+def _poison(rows: list[Row], target: str) -> None:
+    """Give the first row of one location and day a metric of the wrong type."""
+    location, _, day = target.partition(":")
+    for row in rows:
+        when = str(row.get("period_start", row.get("start_time", "")))
+        if str(row.get("location_id")) == location and when.startswith(day):
+            key = next(k for k, v in row.items() if k not in _IDS and isinstance(v, int | float))
+            row[key] = "poisoned"
+            return
+
+
+def render_finished(export: Export, build: Build) -> bytes | bytearray:
+    """The `finished` answer with its data, as JSON bytes (slow for big exports). Raw rows
+    are encoded an hour at a time, so that a million of them never exist at once."""
+    spec, opts = export.spec, build.options
+    if spec.resolution != FINEST or opts.poison:
+        rows = generate_rows(spec, opts)
+        answer = {"state": "finished", "data": rows, "creation_date": build.creation_date}
+        return json.dumps(answer).encode()
+    body = bytearray(b'{"state": "finished", "data": [')
+    separator = b""
+    for rows in finest.finest_row_chunks(spec, opts):
+        if rows:
+            _add_extra_keys(rows, spec, opts)
+            body += separator + json.dumps(rows)[1:-1].encode()
+            separator = b", "
+    body += b'], "creation_date": ' + json.dumps(build.creation_date).encode() + b"}"
+    return body
 
 
 class ExportRegistry:
@@ -135,10 +167,11 @@ class ExportRegistry:
             raise ExportCapReached(min(e.build.ends_at for e in others) - now)
         number = self._build_numbers.get(key, 0) + 1
         self._build_numbers[key] = number
+        rows = estimate_rows(spec, options)
         build = Build(
             number=number,
             started_at=now,
-            ends_at=now + config.build_seconds,
+            ends_at=now + config.build_seconds + config.build_seconds_per_million_rows * rows / 1e6,
             creation_date=creation_date,
             options=options,
             fail_reason=_fail_reason(key, number, spec, options, config),
@@ -165,7 +198,7 @@ def _fail_reason(
     return None
 
 
-async def finished_body(export: Export, build: Build) -> bytes:
+async def finished_body(export: Export, build: Build) -> bytes | bytearray:
     """The build's finished answer, rendered once, off the event loop."""
     async with build.lock:
         if build.body is None:

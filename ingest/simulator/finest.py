@@ -9,7 +9,7 @@ predictable; inactive locations have none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from random import Random
 
@@ -198,8 +198,8 @@ def _vehicles_footfall(h: Hour) -> list[Row]:
     return rows
 
 
-def finest_rows(spec: ExportSpec, opts: GenOptions) -> list[Row]:
-    """Every event of the export's active locations, in time order per location."""
+def finest_row_chunks(spec: ExportSpec, opts: GenOptions) -> Iterator[list[Row]]:
+    """The events of the export's active locations, an hour of one location at a time."""
     builders: dict[str, Callable[[Hour], list[Row]]] = {
         "viewers": _viewers,
         "viewers_apc": lambda h: _viewers_apc(h, spec.content_ids),
@@ -208,10 +208,13 @@ def finest_rows(spec: ExportSpec, opts: GenOptions) -> list[Row]:
         "vehicles_footfall": _vehicles_footfall,
     }
     build = builders[spec.data_type]
-    rows: list[Row] = []
     for location in spec.locations:
         if not location.active:
             continue
         for hour in hours(spec.start, spec.end):
-            rows.extend(build(Hour(spec, opts, location, hour)))
-    return rows
+            yield build(Hour(spec, opts, location, hour))
+
+
+def finest_rows(spec: ExportSpec, opts: GenOptions) -> list[Row]:
+    """Every event of the export's active locations, in time order per location."""
+    return [row for chunk in finest_row_chunks(spec, opts) for row in chunk]

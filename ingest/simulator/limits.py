@@ -44,6 +44,11 @@ class Stats:
     exports_rebuilt: int = 0  # builds started by force_rebuild
     exports_failed: int = 0  # builds that end failed
     exports_served: int = 0  # finished answers sent
+    # builds started, by the rows they hold ("<1k", "1k-10k", ... "1M+") and by days spanned
+    exports_by_rows: dict[str, int] = field(default_factory=dict)
+    exports_by_days: dict[str, int] = field(default_factory=dict)
+    largest_export_rows: int = 0
+    requests_too_long: int = 0  # requests answered 414: their request line was too long
     max_concurrent_exports: int = 0
     max_connections_seen: int = 0  # most requests in flight at once from one IP, refused ones too
     vidicenter_unauthorized: int = 0
@@ -55,6 +60,20 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         """The counters as JSON-ready data."""
         return asdict(self)
+
+
+_ROW_SIZES = ((1_000, "<1k"), (10_000, "1k-10k"), (100_000, "10k-100k"), (1_000_000, "100k-1M"))
+_DAY_SIZES = ((1, "1"), (7, "2-7"), (31, "8-31"))
+
+
+def size_label(rows: int) -> str:
+    """The size class of an export of `rows` rows."""
+    return next((label for limit, label in _ROW_SIZES if rows < limit), "1M+")
+
+
+def days_label(days: int) -> str:
+    """The class of an export that spans `days` days."""
+    return next((label for limit, label in _DAY_SIZES if days <= limit), "32+")
 
 
 def retry_after_header(seconds: float) -> str:

@@ -72,6 +72,7 @@ class SimState:
             extra_keys=c.extra_keys,
             bad_enums=c.bad_enums,
             inclusive_end=c.inclusive_end,
+            poison=c.poison,
         )
 
     def stats(self) -> dict[str, Any]:

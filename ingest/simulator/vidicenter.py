@@ -16,6 +16,7 @@ from ingest.simulator.datagen import (
     EXTRAPOLATED,
     RESOLUTIONS,
     ExportSpec,
+    estimate_rows,
 )
 from ingest.simulator.exports import (
     Build,
@@ -25,7 +26,7 @@ from ingest.simulator.exports import (
     finished_body,
 )
 from ingest.simulator.faults import FinishedAnswer, finished_json
-from ingest.simulator.limits import retry_after_header
+from ingest.simulator.limits import days_label, retry_after_header, size_label
 from ingest.simulator.state import STATE, SimState
 from ingest.simulator.topology import SCOPE_KEYS, Location, Tag
 
@@ -183,9 +184,17 @@ def parse_export(query: Mapping[str, str], state: SimState) -> ExportSpec:
     )
 
 
-def _count_start(state: SimState, build: Build, *, forced: bool, now: float) -> None:
+def _count_start(
+    state: SimState, build: Build, spec: ExportSpec, *, forced: bool, now: float
+) -> None:
     counters = state.counters
     counters.exports_started += 1
+    rows = estimate_rows(spec, build.options)
+    by_rows, by_days = counters.exports_by_rows, counters.exports_by_days
+    by_rows[size_label(rows)] = by_rows.get(size_label(rows), 0) + 1
+    days = max(1, -(-int((spec.end - spec.start).total_seconds()) // 86400))
+    by_days[days_label(days)] = by_days.get(days_label(days), 0) + 1
+    counters.largest_export_rows = max(counters.largest_export_rows, rows)
     if forced and build.number > 1:
         counters.exports_rebuilt += 1
     if build.fail_reason is not None:
@@ -221,7 +230,7 @@ async def data(request: web.Request) -> web.Response:
         return too_many_requests(message, exc.retry_after / state.clock.scale)
     build = export.build
     if status is ExportState.started:
-        _count_start(state, build, forced="force_rebuild" in query, now=now)
+        _count_start(state, build, spec, forced="force_rebuild" in query, now=now)
         log.debug("simulator.export_started", key=export.key, build=build.number)
         return web.json_response({"state": "started"})
     if status is ExportState.in_progress:

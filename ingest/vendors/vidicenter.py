@@ -6,10 +6,10 @@ import base64
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import time as dtime
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import anyio
@@ -21,6 +21,7 @@ from ingest.domain import SOURCE_KINDS
 from ingest.errors import (
     AuthError,
     BadPayload,
+    BodyUnreadable,
     ConfigError,
     ExportFailed,
     ExportPending,
@@ -28,10 +29,11 @@ from ingest.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from ingest.vendors.body import ExportAnswer, spool
+from ingest.vendors.builds import BuildTimes, first_poll_after
 from ingest.vendors.http import (
     MAX_RETRY_WAIT_S,
     decode_json,
-    decode_json_keeping,
     error_for_status,
     sent_once,
     with_retries,
@@ -40,7 +42,10 @@ from ingest.vendors.http import (
 log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
-_RAW_DATA = frozenset({"data"})
+DATA_PATH = "/api/v1/data/"
+# Until a build has been seen, the wait between polls doubles: a build of unknown length
+# costs about log2(its seconds / INGEST_VIDICENTER_POLL_INITIAL_S) polls.
+COLD_GROWTH = 2.0
 
 
 class Budget(Protocol):
@@ -50,24 +55,24 @@ class Budget(Protocol):
 def export_query(
     data_type: str,
     time_resolution: str,
-    day: date,
+    start: date,
+    end: date,
     sources: Mapping[str, Sequence[str]],
     options: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The export's query string, always built the same way: it is the export's identity.
 
-    `options` are the data type's query parameters as the registry renders them.
-    `force_rebuild` is never part of it: it is added to the first request only.
+    It runs from `start`'s midnight to `end`'s midnight (`end` is exclusive): whether the
+    vendor counts `end` in or not, no second of the last day is left out (rows of the day
+    after, if any, are another job's). `options` are the data type's query parameters as
+    the registry renders them. `force_rebuild` is never part of it: it is added to the
+    first request only.
     """
-    start = datetime.combine(day, dtime.min)
-    # up to the next midnight: whether the vendor counts `end` in or not, no second of the
-    # day is left out (rows of the next day, if any, are the next day's job's)
-    end = start + timedelta(days=1)
     pairs: list[tuple[str, str]] = [
         ("data_type", data_type),
         ("time_resolution", time_resolution),
-        ("start", start.strftime("%Y-%m-%dT%H:%M:%S")),
-        ("end", end.strftime("%Y-%m-%dT%H:%M:%S")),
+        ("start", datetime.combine(start, dtime.min).strftime("%Y-%m-%dT%H:%M:%S")),
+        ("end", datetime.combine(end, dtime.min).strftime("%Y-%m-%dT%H:%M:%S")),
     ]
     for kind in SOURCE_KINDS:
         ids = sources.get(kind)
@@ -75,6 +80,19 @@ def export_query(
             pairs.append((kind, ",".join(str(i) for i in ids)))
     pairs += options
     return urlencode(pairs, safe=",:")
+
+
+def request_line_length(base_url: str, query: str) -> int:
+    """Bytes of the request line of an export's first request, force_rebuild included:
+    `GET /api/v1/data/?... HTTP/1.1`."""
+    path = urlsplit(base_url).path.rstrip("/") + DATA_PATH
+    return len(f"GET {path}?{query}&force_rebuild=1 HTTP/1.1")
+
+
+def export_kind(query: str) -> str:
+    """What an export's build time depends on besides its size: data type and resolution."""
+    params = parse_qs(query)
+    return f"{params.get('data_type', ['?'])[0]}:{params.get('time_resolution', ['?'])[0]}"
 
 
 def export_state(payload: Mapping[str, Any]) -> str:
@@ -126,6 +144,7 @@ class VidiCenterClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._on_poll_wait = on_poll_wait
+        self._builds = BuildTimes()
         # how long a request whose answer was lost may still be taken by the vendor: its
         # timeout, then as long again (and a second) as the call budget holds its place
         timeout_s = session.timeout.total or 300.0
@@ -135,7 +154,7 @@ class VidiCenterClient:
         self,
         path: str,
         query: str,
-        raw_keys: frozenset[str],
+        spooled: bool = False,
         on_sent: Callable[[], None] | None = None,
     ) -> Any:
         url = f"{self._base}{path}" + (f"?{query}" if query else "")
@@ -149,6 +168,9 @@ class VidiCenterClient:
                 url, headers=self._headers, allow_redirects=False, middlewares=sent_once()
             ) as resp:
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
+                if status < 300 and spooled:
+                    # an export's answer may be hundreds of megabytes: to a file, not to memory
+                    return await spool(resp.content.iter_chunked(1 << 20))
                 body = await resp.read()
         if status >= 300:
             # the vendor's message goes into logs and the ledger: never with the token
@@ -159,8 +181,6 @@ class VidiCenterClient:
                     status=error.status,
                 )
             raise error
-        if raw_keys:
-            return decode_json_keeping(VENDOR, body, raw_keys)
         return decode_json(VENDOR, body)
 
     async def get_json(
@@ -168,16 +188,17 @@ class VidiCenterClient:
         path: str,
         query: str = "",
         *,
-        raw_keys: frozenset[str] = frozenset(),
+        spooled: bool = False,
         max_wait_s: float = MAX_RETRY_WAIT_S,
     ) -> Any:
         """One GET, retried on passing failures; 401/403 and other 4xx are not retried.
 
-        The values of `raw_keys` in the answer are left undecoded (`msgspec.Raw`). A retry
-        that would wait longer than `max_wait_s` fails the call with its delay instead.
+        With `spooled`, the answer is read to a temporary file and returned as an
+        `ExportAnswer` (close it). A retry that would wait longer than `max_wait_s` fails the
+        call with its delay instead.
         """
         return await self._with_retries(
-            lambda: self._get_once(path, query, raw_keys), f"GET {path}", max_wait_s
+            lambda: self._get_once(path, query, spooled), f"GET {path}", max_wait_s
         )
 
     async def _with_retries(
@@ -218,50 +239,49 @@ class VidiCenterClient:
         *,
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
-    ) -> dict[str, Any]:
-        """Start (or resume) the export of `query`, poll it until finished, return the answer.
+        expected_rows: int = 0,
+    ) -> ExportAnswer:
+        """Start (or resume) the export of `query`, poll it until finished, return the answer
+        (close it when done; its rows are read from a temporary file, a slice at a time).
 
-        The answer's `data` is left undecoded (`msgspec.Raw`): the normalizer decodes the
-        rows straight into the table's types. `force` adds `force_rebuild` to requests
-        until one of them may have reached the vendor (see `_Rebuild`); the polls that
-        follow are the plain query, or each of them would start the build again.
-        `on_started` is awaited once, when the vendor first answers or when a request with
-        `force_rebuild` may have reached it unanswered: the caller records that the export
-        is out, so that no later try asks for the rebuild again.
+        `force` adds `force_rebuild` to requests until one of them may have reached the
+        vendor (see `_Rebuild`); the polls that follow are the plain query, or each of them
+        would start the build again. `on_started` is awaited once, when the vendor first
+        answers or when a request with `force_rebuild` may have reached it unanswered: the
+        caller records that the export is out, so that no later try asks for the rebuild
+        again. Polls are scheduled from the build times seen for exports of this kind and
+        `expected_rows`.
         Raises ExportFailed with the vendor's reason, ExportPending past the deadline.
         """
+        poll = _Polls(self, export_kind(query), expected_rows)
         rebuild = _Rebuild(force, settle_s=self._lost_answer_s, clock=self._clock)
         announced = False
-        deadline = self._clock() + self._deadline_s
-        wait = self._poll_initial_s
-        polls = 0
-        while True:
-            try:
-                payload: dict[str, Any] = await self._ask_export(query, rebuild, deadline)
-            except BaseException:
-                if rebuild.sent and not announced and on_started is not None:
-                    # the vendor may be rebuilding: record it even if we are being cancelled
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+        try:
+            while True:
+                asked_at = self._clock()
+                try:
+                    answer: ExportAnswer = await self._ask_export(query, rebuild, poll.deadline)
+                except BaseException:
+                    if rebuild.sent and not announced and on_started is not None:
+                        # the vendor may be rebuilding: record it even if we are being cancelled
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                            await on_started()
+                    raise
+                try:
+                    if not announced and on_started is not None:
                         await on_started()
-                raise
-            if not announced and on_started is not None:
-                await on_started()
-            announced = True
-            state = _state_seen(payload, rebuild)
-            if state == "finished":
-                log.info("export.finished", polls=polls, bytes=len(payload["data"]))
-                return payload
-            jittered = min(self._poll_max_s, wait * self._rng.uniform(0.8, 1.2))
-            if self._clock() + jittered > deadline:
-                raise ExportPending(
-                    f"export not finished after {self._deadline_s:.0f} s; it goes on at the vendor"
-                )
-            log.debug("export.poll_scheduled", state=state, wait_s=round(jittered, 2))
-            if self._on_poll_wait is not None:
-                self._on_poll_wait(jittered)
-            await self._sleep(jittered)
-            polls += 1
-            wait = min(self._poll_max_s, wait * 1.6)
+                    announced = True
+                    state = _state_seen(answer, rebuild)
+                except BaseException:
+                    answer.close()
+                    raise
+                if state == "finished":
+                    poll.finished(asked_at)
+                    return answer
+                answer.close()
+                await poll.wait(state, asked_at)
+        finally:
+            poll.done()
 
     async def _ask_export(self, query: str, rebuild: _Rebuild, deadline: float) -> Any:
         """One request of the export (retried on passing failures), `force_rebuild` added
@@ -272,7 +292,7 @@ class VidiCenterClient:
             sent = query + "&force_rebuild=1" if forced else query
             try:
                 answer = await self._get_once(
-                    "/api/v1/data/", sent, _RAW_DATA, on_sent=rebuild.leaving if forced else None
+                    DATA_PATH, sent, spooled=True, on_sent=rebuild.leaving if forced else None
                 )
             except _NOT_TAKEN:
                 if forced:
@@ -289,7 +309,80 @@ class VidiCenterClient:
         )
 
 
-def _state_seen(payload: Mapping[str, Any], rebuild: _Rebuild) -> str:
+class _Polls:
+    """The polls of one export: when the next one is due, and what its build time was."""
+
+    def __init__(self, client: VidiCenterClient, kind: str, rows: int) -> None:
+        self.client = client
+        self.kind = kind
+        self.rows = rows
+        self.deadline = client._clock() + client._deadline_s
+        self.first = True
+        self.started_at: float | None = None  # when our request started the build
+        self.not_ready_at = 0.0  # seconds from the start to the last poll that found it building
+        self.polls = 0
+        self.late = 0  # polls after the build was expected to end
+        self.cold_wait = client._poll_initial_s
+        self.probe = False
+
+    def finished(self, asked_at: float) -> None:
+        if self.started_at is not None:
+            self.client._builds.observe(
+                self.kind,
+                self.rows,
+                ready_after=asked_at - self.started_at,
+                not_ready_at=self.not_ready_at,
+            )
+        log.info("export.finished", polls=self.polls)
+
+    def done(self) -> None:
+        if self.probe:
+            self.client._builds.end_probe()
+            self.probe = False
+
+    async def wait(self, state: str, asked_at: float) -> None:
+        c = self.client
+        if self.first and state == "started":
+            self.started_at = asked_at
+        elif self.started_at is not None:
+            self.not_ready_at = asked_at - self.started_at
+        self.first = False
+        wait = await self._next_wait()
+        if c._clock() + wait > self.deadline:
+            raise ExportPending(
+                f"export not finished after {c._deadline_s:.0f} s; it goes on at the vendor"
+            )
+        log.debug("export.poll_scheduled", state=state, wait_s=round(wait, 2))
+        if c._on_poll_wait is not None:
+            c._on_poll_wait(wait)
+        await c._sleep(wait)
+        self.polls += 1
+
+    async def _next_wait(self) -> float:
+        c = self.client
+        predicted = c._builds.predict(self.kind, self.rows)
+        if predicted is None and not self.probe and c._builds.probing:
+            # another export is finding out how long builds take: wait for what it learns
+            await c._builds.wait_learned(min(4 * c._poll_max_s, self.deadline - c._clock()))
+            predicted = c._builds.predict(self.kind, self.rows)
+        if predicted is None or self.started_at is None:
+            if predicted is None and not self.probe:
+                self.probe = True
+                c._builds.start_probe()
+            wait = min(c._poll_max_s, self.cold_wait * c._rng.uniform(0.8, 1.2))
+            self.cold_wait = min(c._poll_max_s, self.cold_wait * COLD_GROWTH)
+            return wait
+        elapsed = c._clock() - self.started_at
+        target = first_poll_after(predicted)
+        if elapsed < target:
+            return (target - elapsed) * c._rng.uniform(1.0, 1.05)
+        # slower than the builds seen: poll at growing intervals
+        wait = max(c._poll_initial_s, 0.3 * predicted) * 1.6**self.late
+        self.late += 1
+        return min(c._poll_max_s, wait) * c._rng.uniform(1.0, 1.1)
+
+
+def _state_seen(payload: ExportAnswer, rebuild: _Rebuild) -> str:
     """`finished` (with data), or `started`/`in_progress`: the build goes on. A failed
     build raises ExportFailed, except the failure a rebuild whose request was lost was
     asked for (the vendor may take that request yet): that one counts as in progress."""
@@ -298,8 +391,8 @@ def _state_seen(payload: Mapping[str, Any], rebuild: _Rebuild) -> str:
         rebuild.confirm()
         return state
     if state == "finished":
-        if "data" not in payload:
-            raise BadPayload("finished export has no 'data'")
+        if not payload.has_data:
+            raise BodyUnreadable("finished export has no 'data'")
         return state
     if state != "failed":
         raise BadPayload(f"unknown export state {state!r}")

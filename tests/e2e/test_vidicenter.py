@@ -233,10 +233,9 @@ async def _duplicate_keys(pool: asyncpg.Pool) -> int:
 async def test_the_vendors_limits_hold_while_two_backfills_work_36_jobs(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    # Two processes, 6 claim loops, 18 exports of 2 locations each, each export building
-    # for 0.5 s: more exports want to run than the 3 the vendor allows, and with half the
-    # answers slow, more calls want to be in flight than the 2 connections allowed. A first
-    # poll after about 0.6 s keeps it to about two calls an export, under the 50 a minute.
+    # Two processes, 6 claim loops, 6 exports of 2 locations and 3 days each, each export
+    # building for 0.5 s: more exports want to run than the 3 the vendor allows, and with
+    # half the answers slow, more calls want to be in flight than the 2 connections allowed.
     async with simulator(build_seconds=0.5, slow_share=0.5, slow_seconds=0.3) as sim:
         env = ingest_env(
             db_url,
@@ -257,8 +256,8 @@ async def test_the_vendors_limits_hold_while_two_backfills_work_36_jobs(
             assert ran.out.startswith("18 done, 0 dead"), ran.out
         assert_no_violations(sim)
         stats = sim.stats()
-        # jobs of the same day went out together, two locations an export, each job once
-        assert stats["exports_started"] == 18, stats
+        # the three days of two locations went out together, each job once
+        assert stats["exports_started"] == 6, stats
         assert sim.exported_days() == _every_job(types, _days(DAY, LAST))
     assert await job_counts(pool) == {"pending": 0, "running": 0, "done": 36, "dead": 0}
     assert await pool.fetchval("SELECT count(*) FROM vidicenter.viewers") == 6 * 24 * 3
@@ -293,7 +292,7 @@ async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Proces
 
 
 @pytest.mark.slow
-async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the_vendors_rows(
+async def test_a_backfill_killed_mid_multi_day_export_then_run_again_ends_with_exact_rows(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     days = _days(DAY, LAST)
@@ -325,6 +324,10 @@ async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the
 
         # the exports left running were resumed with the same query, never started again
         assert out_at_kill
+        spans = {
+            (dict(parse_qsl(q))["start"][:10], dict(parse_qsl(q))["end"][:10]) for q in out_at_kill
+        }
+        assert spans == {("2024-03-05", "2024-03-08")}  # each export spans the three days
         after = sim.calls[calls_at_kill:]
         for query in out_at_kill:
             identity = tuple(sorted(parse_qsl(query, keep_blank_values=True)))
@@ -350,10 +353,10 @@ async def test_a_backfill_killed_mid_export_then_run_again_ends_with_exactly_the
 async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_the_http_timeout(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    # every answer takes 2 s: the two exports of two days each have a call in flight
+    # every answer takes 2 s: the two exports of three locations each have a call in flight
     async with simulator(build_seconds=0.05, slow_share=1.0, slow_seconds=2.0) as sim:
         # a call cannot outlive its timeout: a dead worker's calls stop counting after it
-        env = ingest_env(db_url, sim, http_timeout_s=4)
+        env = ingest_env(db_url, sim, http_timeout_s=4, vidicenter_locations_per_export=3)
         second_day = date.fromordinal(DAY.toordinal() + 1)
         args = backfill_args("viewers", DAY, second_day, resolution="1h")
         proc = await start_ingest(env, *args, cwd=tmp_path)
@@ -372,8 +375,12 @@ async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_the_h
         sim.state.configure(slow_share=0.0)
         # one export, two calls: a few seconds past the timeout, unless the dead calls still
         # hold the places
+        three = LOCATIONS[:3]
         ran = await run_ingest(
-            env, *backfill_args("ots", DAY, resolution="1h"), cwd=tmp_path, limit_s=10
+            env,
+            *backfill_args("ots", DAY, resolution="1h", locations=three),
+            cwd=tmp_path,
+            limit_s=10,
         )
         assert ran.code == 0, ran.explain()
         assert_no_violations(sim)
@@ -468,7 +475,7 @@ async def test_the_same_backfill_twice_changes_nothing_and_force_picks_up_late_u
 
 
 @pytest.mark.slow
-async def test_an_answer_that_is_not_json_kills_its_jobs_after_max_attempts_and_spares_others(
+async def test_an_answer_never_readable_is_read_again_cut_down_then_dead_and_spares_others(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     two = ("1001", "1002")
@@ -479,7 +486,11 @@ async def test_an_answer_that_is_not_json_kills_its_jobs_after_max_attempts_and_
         )
         assert ran.code == 1, ran.explain()
         assert "not JSON" in ran.out and "dead" in ran.out, ran.out
-        assert sim.stats()["faults"]["malformed"] == 2  # one finished answer per try
+        # the export of both locations was read twice, then cut in two: each location's own
+        # export read until its job had no tries left
+        assert sim.stats()["faults"]["malformed"] == 2 + 2 * 1
+        starts = [c.query["locations"] for c in sim.starts()]
+        assert starts == ["1001,1002", "1001", "1002"] or starts == ["1001,1002", "1002", "1001"]
 
         sim.state.configure(malformed_share=0.0)
         other = await run_ingest(
@@ -504,7 +515,7 @@ async def test_an_answer_that_is_not_json_kills_its_jobs_after_max_attempts_and_
 
 
 @pytest.mark.slow
-async def test_a_failed_export_is_rebuilt_as_configured_then_dead_with_the_vendors_reason(
+async def test_a_failed_export_is_cut_down_then_rebuilt_then_dead_with_the_vendors_reason(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     async with simulator(build_seconds=0.05, fail_share=1.0) as sim:
@@ -516,10 +527,16 @@ async def test_a_failed_export_is_rebuilt_as_configured_then_dead_with_the_vendo
         )
         assert ran.code == 1, ran.explain()
         stats = sim.stats()
-        assert (stats["exports_started"], stats["exports_rebuilt"]) == (3, 2), stats
-        assert stats["exports_failed"] == 3, stats
+        # the export of both locations failed and was cut in two; each location's own export
+        # was then rebuilt twice before its job was dead
+        assert (stats["exports_started"], stats["exports_rebuilt"]) == (1 + 2 * 3, 2 * 2), stats
+        assert stats["exports_failed"] == 7, stats
+        assert (
+            sorted(c.query["locations"] for c in sim.starts())
+            == ["1001"] * 3 + ["1001,1002"] + ["1002"] * 3
+        )
         # force_rebuild went with the first request of each rebuild only, never with a poll
-        assert [c.state for c in sim.calls if c.forced] == ["started", "started"]
+        assert [c.state for c in sim.calls if c.forced] == ["started"] * 4
         assert_no_violations(sim)
     jobs = await pool.fetch("SELECT status, last_error FROM ingest.jobs")
     assert [j["status"] for j in jobs] == ["dead", "dead"]

@@ -82,12 +82,17 @@ class Simulator:
         return [c for c in self.calls if c.state == "started"]
 
     def exported_days(self) -> Counter[tuple[str, str, str, str]]:
-        """(data type, resolution, location, day) of every build started, with repeats."""
+        """(data type, resolution, location, day) of every build started, with repeats: an
+        export counts once for each location and day it spans."""
         seen: Counter[tuple[str, str, str, str]] = Counter()
         for call in self.starts():
             q = call.query
+            first = date.fromisoformat(q["start"][:10])
+            end = date.fromisoformat(q["end"][:10])
+            days = [first + timedelta(days=i) for i in range((end - first).days)]
             for location in q["locations"].split(","):
-                seen[(q["data_type"], q["time_resolution"], location, q["start"][:10])] += 1
+                for day in days:
+                    seen[(q["data_type"], q["time_resolution"], location, day.isoformat())] += 1
         return seen
 
 

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from ingest import ledger
 from ingest.db import Connection
 from ingest.domain import Job
+from ingest.planner import Limits
 from ingest.policy import Action, RetryPolicy, decide
+
+
+def packing(max_scopes: int = 1000, **limits: int) -> ledger.Packing:
+    """How a claim packs jobs: at most `max_scopes` locations, a short request line."""
+    return ledger.Packing(
+        limits=Limits(max_scopes=max_scopes, **limits),
+        line_length=lambda block: 100 + 5 * len(block.scopes),
+    )
 
 
 async def fail(

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import anyio
 import asyncpg
-import msgspec
 import pytest
 from structlog.testing import capture_logs
 
@@ -29,8 +28,11 @@ from ingest.ledger import exports, presence
 from ingest.metrics import Metrics
 from ingest.pipeline import Context
 from ingest.server import Liveness, create_app, serving
+from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
 from ingest.worker import run_batch, work_vendor
+
+from .ledger_support import packing
 
 DAY = date(2024, 3, 5)
 ACCOUNT = "vidicenter.quividi.com/u"  # the tests' settings' one account
@@ -50,7 +52,7 @@ async def claim(pool: asyncpg.Pool, owner: str, *locations: str) -> list[Job]:
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs(*locations), force=False)
         return await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner=owner, lease_s=300, max_batch=20
+            conn, Vendor.vidicenter, owner=owner, lease_s=300, packing=packing(20)
         )
 
 
@@ -304,10 +306,11 @@ class FinishedAtOnce:
         *,
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
-    ) -> dict[str, Any]:
+        expected_rows: int = 0,
+    ) -> ExportAnswer:
         if on_started is not None:
             await on_started()
-        return {"state": "finished", "data": msgspec.Raw(b"[]")}
+        return from_bytes(b'{"state": "finished", "data": []}')
 
 
 async def test_jobs_a_claim_took_while_its_answer_was_lost_are_handed_back_not_left_leased(

@@ -7,7 +7,7 @@ from ingest import ledger
 from ingest.domain import JobSpec, Scope, Vendor
 from ingest.errors import BadPayload, VendorRejected
 
-from .ledger_support import fail
+from .ledger_support import fail, packing
 
 DAY = date(2026, 11, 20)
 ALICE = "vidicenter.example.com/alice"
@@ -53,16 +53,22 @@ async def test_claimed_jobs_are_skipped_by_a_second_claimer(pool: asyncpg.Pool) 
     assert first[0].id != second[0].id
 
 
-async def test_batch_mates_share_type_resolution_day_and_parameters(pool: asyncpg.Pool) -> None:
+async def test_batch_mates_share_type_resolution_and_parameters_in_balanced_exports(
+    pool: asyncpg.Pool,
+) -> None:
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs(5), force=False)
         await ledger.enqueue_jobs(conn, specs(2, group_by_demographics=True), force=False)
-        batch = await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=4
+        first = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="a", lease_s=60, packing=packing(4)
         )
-    assert len(batch) == 4
-    assert {j.params.get("group_by_demographics") for j in batch} == {None}
-    assert all(j.attempts == 1 for j in batch)
+        second = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="a", lease_s=60, packing=packing(4)
+        )
+    # five locations, at most four an export: three and two, not four and one
+    assert (len(first), len(second)) == (3, 2)
+    assert {j.params.get("group_by_demographics") for j in first + second} == {None}
+    assert all(j.attempts == 1 for j in first)
 
 
 async def test_an_expired_lease_is_taken_over_by_another_worker(pool: asyncpg.Pool) -> None:
@@ -134,7 +140,7 @@ async def test_done_stays_done_unless_forced_and_dead_is_revived(pool: asyncpg.P
     async with pool.acquire() as conn:
         ids = await ledger.enqueue_jobs(conn, specs(2), force=False)
         batch = await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=2
+            conn, Vendor.vidicenter, owner="a", lease_s=60, packing=packing(2)
         )
         await ledger.mark_done(conn, {batch[0].id: 5}, owner="a")
         await fail(conn, [batch[1]], VendorRejected("x"), owner="a", max_attempts=5)
@@ -156,7 +162,7 @@ async def test_schedule_creates_missing_jobs_and_reopens_stale_done_ones(
         assert await ledger.schedule_jobs(conn, wanted) == 3
         assert await ledger.schedule_jobs(conn, wanted) == 0  # nothing done yet: nothing new
         batch = await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=5
+            conn, Vendor.vidicenter, owner="a", lease_s=60, packing=packing(5)
         )
         await ledger.mark_done(conn, {j.id: 1 for j in batch}, owner="a")
         (grouped,) = await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60)
@@ -176,7 +182,7 @@ async def _done(
     conn: asyncpg.Connection, *, account: str = ALICE, open_ids: bool = False
 ) -> list[int]:
     jobs = await ledger.claim_batch(
-        conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=20, accounts=[account]
+        conn, Vendor.vidicenter, owner="a", lease_s=60, packing=packing(20), accounts=[account]
     )
     ids = [j.id for j in jobs]
     await ledger.mark_done(conn, {i: 1 for i in ids}, owner="a", open_ids=ids if open_ids else ())
@@ -199,11 +205,11 @@ async def test_a_worker_claims_only_the_jobs_of_its_accounts(pool: asyncpg.Pool)
         claim = ledger.claim_batch
         assert await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, accounts=["x/y"]) == []
         batch = await claim(
-            conn, Vendor.vidicenter, owner="w", lease_s=60, max_batch=10, accounts=[ALICE]
+            conn, Vendor.vidicenter, owner="w", lease_s=60, packing=packing(10), accounts=[ALICE]
         )
         # bob's pending jobs are older, and would be mates by every other measure
         assert len(batch) == 3 and {j.account for j in batch} == {ALICE}
-        rest = await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, max_batch=10)
+        rest = await claim(conn, Vendor.vidicenter, owner="w", lease_s=60, packing=packing(10))
         assert {j.account for j in rest} == {BOB}  # batch mates share the leader's account
 
 
@@ -284,8 +290,8 @@ async def test_a_forced_export_the_vendor_took_is_not_forced_again_after_another
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs(2), force=True)
         first, second = (
-            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
-            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60, max_batch=1),
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60),
+            await ledger.claim_batch(conn, Vendor.vidicenter, owner="a", lease_s=60),
         )
         (taken,), (not_taken,) = first, second
         await ledger.reserve_export(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
 import asyncpg
@@ -29,8 +28,9 @@ from ingest.datatypes import (
 )
 from ingest.domain import ScopeKind, Vendor
 from ingest.jobspecs import days_between, vidicenter_specs
-from ingest.pipeline import Context, work_batch
+from ingest.pipeline import Context, packing, work_batch
 from ingest.schedule import due_jobs
+from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
 
 WIDGET_COLOUR = Option("widget_colour", OptionKind.text, "the widgets' colour")
@@ -86,7 +86,8 @@ class WidgetVendor:
         *,
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
-    ) -> dict[str, Any]:
+        expected_rows: int = 0,
+    ) -> ExportAnswer:
         self.queries.append(query)
         if on_started is not None:
             await on_started()
@@ -95,7 +96,7 @@ class WidgetVendor:
             {"location_id": int(i), "period_start": f"{DAY} 10:00:00", "widget_count": 3}
             for i in asked["locations"].split(",")
         ]
-        return {"state": "finished", "data": msgspec.Raw(msgspec.json.encode(rows))}
+        return from_bytes(msgspec.json.encode({"state": "finished", "data": rows}))
 
 
 def test_the_command_line_offers_the_new_types_option_from_the_registry() -> None:
@@ -113,7 +114,6 @@ def test_the_schedule_keeps_the_new_type_up_to_date() -> None:
         datetime(2024, 3, 6, 12, 0).astimezone(),
         tz="UTC",
         lookback_days=0,
-        interval_s=900,
         account="h/u",
         vidicenter_types=[("widgets", "1h")],
         locations=["1"],
@@ -150,7 +150,11 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs, force=False)
         jobs = await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner="test", lease_s=60, max_batch=20
+            conn,
+            Vendor.vidicenter,
+            owner="test",
+            lease_s=60,
+            packing=packing(ctx, Vendor.vidicenter),
         )
     outcome = await work_batch(ctx, jobs)
 

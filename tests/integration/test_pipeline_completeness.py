@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qsl
 
 import asyncpg
@@ -17,7 +16,10 @@ from ingest.config import load_settings
 from ingest.domain import JobSpec, Scope, Vendor
 from ingest.pipeline import Context, work_batch
 from ingest.topology import Fleet, fleet_from
+from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
+
+from .ledger_support import packing
 
 ACCOUNT = "v.example/alice"
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
@@ -36,7 +38,8 @@ class Vendor1h:
         *,
         force: bool = False,
         on_started: Callable[[], Awaitable[None]] | None = None,
-    ) -> dict[str, Any]:
+        expected_rows: int = 0,
+    ) -> ExportAnswer:
         self.forced.append(force)
         if on_started is not None:
             await on_started()
@@ -45,7 +48,7 @@ class Vendor1h:
             {"location_id": int(i), "period_start": f"{DAY} 10:00:00", "ots_count": 1}
             for i in asked["locations"].split(",")
         ]
-        return {"state": "finished", "data": msgspec.Raw(msgspec.json.encode(rows))}
+        return from_bytes(msgspec.json.encode({"state": "finished", "data": rows}))
 
 
 class Uploads:
@@ -81,7 +84,7 @@ async def work(pool: asyncpg.Pool, ctx: Context, locations: list[int]) -> dict[s
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs, force=False)
         jobs = await ledger.claim_batch(
-            conn, Vendor.vidicenter, owner="test", lease_s=60, max_batch=10
+            conn, Vendor.vidicenter, owner="test", lease_s=60, packing=packing(10)
         )
     outcome = await work_batch(ctx, jobs)
     assert outcome.done == len(locations), outcome

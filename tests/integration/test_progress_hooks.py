@@ -5,7 +5,7 @@ simulator over real HTTP, real PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import anyio
@@ -83,7 +83,8 @@ async def test_an_export_building_at_the_vendor_reaches_the_progress_and_the_met
         progress.on_poll_wait(seconds)
         heard.set()
 
-    query = export_query("viewers", "1h", date(2024, 3, 5), {"locations": ["1001"]})
+    day = date(2024, 3, 5)
+    query = export_query("viewers", "1h", day, day + timedelta(days=1), {"locations": ["1001"]})
     async with run_simulator(SimConfig(build_seconds=600)) as sim:
         settings = _settings(sim.url, db_url, vidicenter_poll_initial_s=20)
         async with open_context(settings, pool, metrics=metrics, on_poll_wait=poll_wait) as wired:

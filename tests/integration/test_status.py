@@ -56,7 +56,7 @@ async def test_status_shows_the_open_days_per_data_type_and_account(pool: asyncp
     async with pool.acquire() as conn:
         await ledger.enqueue_jobs(conn, specs, force=False)
         for vendor in (Vendor.vidicenter, Vendor.angus):
-            jobs = await ledger.claim_batch(conn, vendor, owner="w", lease_s=60, max_batch=1)
+            jobs = await ledger.claim_batch(conn, vendor, owner="w", lease_s=60)
             while jobs:
                 open_ids = [j.id for j in jobs if j.day >= days[1]]  # 6 and 7 were not all in
                 await ledger.mark_done(conn, {j.id: 1 for j in jobs}, owner="w", open_ids=open_ids)

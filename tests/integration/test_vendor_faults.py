@@ -33,6 +33,8 @@ from tests.integration.scripted_vendor import (
     slow,
 )
 
+from .ledger_support import packing
+
 DAY = date(2024, 3, 5)
 ACCOUNT = "vidicenter.quividi.com/u"
 QUERY = "data_type=viewers&time_resolution=1h&locations=1001"
@@ -247,7 +249,7 @@ async def test_a_forced_job_whose_rebuild_answer_was_lost_is_resumed_without_a_s
             for _ in range(2):
                 async with pool.acquire() as conn:
                     jobs = await ledger.claim_batch(
-                        conn, Vendor.vidicenter, owner="w1", lease_s=60, max_batch=20
+                        conn, Vendor.vidicenter, owner="w1", lease_s=60, packing=packing(20)
                     )
                 assert jobs, "the job is claimable at once after its failed try"
                 outcomes.append(await work_batch(ctx, jobs))

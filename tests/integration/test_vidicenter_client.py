@@ -38,8 +38,9 @@ WHOAMI = f"{BASE}/api/v1/whoami/"
 LOCATIONS = f"{BASE}/api/v1/locations/"
 DATA = re.compile(r"^https://vidicenter\.test/api/v1/data/\?")
 DAY = date(2018, 1, 29)
+NEXT = DAY + timedelta(days=1)
 QUERY = export_query(
-    "ots", "1h", DAY, {"locations": ["11", "12", "13"]}, [("group_by_demographics", "1")]
+    "ots", "1h", DAY, NEXT, {"locations": ["11", "12", "13"]}, [("group_by_demographics", "1")]
 )
 EXPORT_URL = f"{BASE}/api/v1/data/?{QUERY}"
 ROWS = [
@@ -151,7 +152,7 @@ def data_urls(mocked: Mocked) -> list[str]:
 
 
 def nominal_poll_wait(n: int, *, initial: float = POLL_INITIAL_S, cap: float = POLL_MAX_S) -> float:
-    return min(cap, initial * 1.6**n)
+    return min(cap, initial * 2.0**n)
 
 
 # --- credentials and transport ----------------------------------------------------------
@@ -250,6 +251,40 @@ async def test_polls_are_spaced_by_growing_jittered_waits_capped_at_poll_max(
     assert max(sleeps.waits[:3]) < min(sleeps.waits[-3:])  # growing
     assert observed == sleeps.waits  # the poll-wait metric sees what was slept
     assert sleeps.calls_in_flight == [0] * 9  # no budget place held while waiting
+
+
+async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    # the first export finds out: not ready after about 3 and 9 s, ready after about 21
+    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 2, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+    not_ready_at, ready_after = sum(sleeps.waits[:2]), sum(sleeps.waits)
+    sleeps.waits.clear()
+
+    script(mocked, {"state": "started"}, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+
+    # one wait, just past the build time seen: two calls for the whole export
+    [wait] = sleeps.waits
+    expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
+    assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
+    assert len(data_urls(mocked)) == 4 + 2
+
+
+async def test_an_export_slower_than_those_seen_is_polled_at_growing_intervals(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    script(mocked, {"state": "started"}, {"state": "in_progress"}, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+    sleeps.waits.clear()
+    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 3, finished())
+
+    await client.run_export(QUERY, expected_rows=1000)
+
+    _first, *late = sleeps.waits
+    assert len(late) == 3
+    assert late[0] < late[1] < late[2] and max(late) <= POLL_MAX_S
 
 
 async def test_no_poll_wait_is_longer_than_poll_max_s(
@@ -651,35 +686,36 @@ def test_export_query_puts_keys_in_a_fixed_order_whatever_the_order_given() -> N
     }
     options = [("group_by_demographics", "1"), ("content_ids", "9,10")]
 
-    query = export_query("ots", "1h", DAY, sources, options)
+    query = export_query("ots", "1h", DAY, NEXT, sources, options)
 
     assert query == (
         "data_type=ots&time_resolution=1h&start=2018-01-29T00:00:00&end=2018-01-30T00:00:00"
         "&locations=1,2&sites=3&location_tags=5,6&site_tags=7"
         "&group_by_demographics=1&content_ids=9,10"
     )
-    reordered = export_query("ots", "1h", DAY, dict(reversed(sources.items())), options)
+    reordered = export_query("ots", "1h", DAY, NEXT, dict(reversed(sources.items())), options)
     assert reordered == query
 
 
 def test_export_query_keeps_commas_unescaped_in_id_lists() -> None:
-    query = export_query("ots", "1h", DAY, {"locations": ["1", "2", "3"]})
+    query = export_query("ots", "1h", DAY, NEXT, {"locations": ["1", "2", "3"]})
 
     assert "&locations=1,2,3" in query
     assert "%2C" not in query
 
 
 @pytest.mark.parametrize("day", [date(2018, 1, 29), date(2020, 2, 29), date(2018, 12, 31)])
-def test_export_query_runs_from_midnight_to_the_next_midnight(day: date) -> None:
-    params = dict(parse_qsl(export_query("ots", "1h", day, {"locations": ["1"]})))
+def test_export_query_runs_from_the_first_midnight_to_the_end_midnight(day: date) -> None:
+    end = day + timedelta(days=30)
+    params = dict(parse_qsl(export_query("ots", "1h", day, end, {"locations": ["1"]})))
 
     assert params["start"] == f"{day.isoformat()}T00:00:00"
-    assert params["end"] == f"{(day + timedelta(days=1)).isoformat()}T00:00:00"
+    assert params["end"] == f"{end.isoformat()}T00:00:00"
 
 
 def test_export_query_sends_an_empty_extrapolation_amount_as_given() -> None:
     query = export_query(
-        "extrapolated_ots", "1h", DAY, {"locations": ["1"]}, [("extrapolation_amount", "")]
+        "extrapolated_ots", "1h", DAY, NEXT, {"locations": ["1"]}, [("extrapolation_amount", "")]
     )
 
     assert query.endswith("&extrapolation_amount=")

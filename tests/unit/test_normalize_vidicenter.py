@@ -1208,7 +1208,7 @@ def test_bad_content_raises_bad_payload_naming_the_row_item_and_key() -> None:
         normalize("viewers_apc", FINEST, [VIEWERS_APC[0], row])
     assert str(caught.value) == (
         "row 1: key 'contents', item 1: key 'dwell_time_in_milliseconds': "
-        "expected a number, got 'x'"
+        "expected a number, got 'x' (location 38918, day 2018-01-14)"
     )
 
 

@@ -13,11 +13,13 @@ from ingest.domain import Job, Scope, Vendor
 from ingest.errors import (
     AuthError,
     BadPayload,
+    BodyUnreadable,
     ConfigError,
     ExportFailed,
     ExportPending,
     LeaseLost,
     RateLimited,
+    RowError,
     TerminalError,
     VendorRejected,
     VendorUnavailable,
@@ -127,3 +129,46 @@ def test_the_delay_doubles_with_each_try_up_to_the_cap() -> None:
 def test_the_last_try_is_dead_whatever_the_error() -> None:
     for error in (BadPayload("x"), VendorUnavailable("502"), OSError("reset")):
         assert decide(error, replace(JOB, attempts=5), POLICY).action is Action.dead
+
+
+# --- exports of many scope-days -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ExportFailed("VidiCenter export failed: The export is too large"),
+        VendorRejected("vidicenter answered 414: Request-URI Too Long", status=414),
+        RowError("row 3: key 'x' (no location, no day)"),
+    ],
+    ids=["failed", "414", "row-naming-no-slice"],
+)
+def test_an_export_of_several_scope_days_that_fails_is_cut_in_two_and_not_a_try(
+    error: Exception,
+) -> None:
+    worn = replace(JOB, attempts=5, export_rebuilds=2)  # no tries, no rebuilds left
+    assert decide(error, worn, POLICY, splittable=True).action is Action.split_export
+
+
+def test_a_single_scope_days_failed_export_is_rebuilt_not_cut() -> None:
+    decision = decide(ExportFailed("failed"), JOB, POLICY, splittable=False)
+    assert decision.action is Action.rebuild
+
+
+def test_a_single_scope_days_414_is_dead() -> None:
+    error = VendorRejected("vidicenter answered 414", status=414)
+    assert decide(error, JOB, POLICY, splittable=False).action is Action.dead
+
+
+def test_an_unreadable_body_is_read_again_from_the_same_export_then_cut_in_two() -> None:
+    error = BodyUnreadable("not JSON")
+    first = decide(error, replace(JOB, attempts=1), POLICY, splittable=True)
+    assert (first.action, first.keep_export) == (Action.retry, True)
+    again = decide(error, replace(JOB, attempts=2), POLICY, splittable=True)
+    assert again.action is Action.split_export
+
+
+def test_an_unreadable_body_of_one_scope_day_is_read_again_until_out_of_tries() -> None:
+    error = BodyUnreadable("not JSON")
+    assert decide(error, replace(JOB, attempts=4), POLICY).action is Action.retry
+    assert decide(error, replace(JOB, attempts=5), POLICY).action is Action.dead

@@ -13,15 +13,17 @@ from ingest.schedule import (
     vidicenter_day_final,
 )
 
-NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # a Wednesday
 TODAY = NOW.date()
 DAY = date(2026, 11, 23)
 SETTLE_S = 3600.0
 SILENCE_S = 3 * 86400.0
 
 
-def test_an_open_done_day_is_stale_once_an_interval_has_passed() -> None:
-    assert refresh_rule(NOW, interval_s=900) == NOW - timedelta(seconds=900)
+def test_an_open_done_day_is_stale_at_every_tick_whatever_the_interval() -> None:
+    # a job of an open day done at any moment before this tick is stale at it: refreshed
+    # at every interval, not every second one
+    assert refresh_rule(NOW) == NOW
 
 
 def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
@@ -29,7 +31,6 @@ def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
         NOW,
         tz="UTC",
         lookback_days=2,
-        interval_s=900,
         account="v.example/me",
         vidicenter_types=[
             ("viewers", "1h"),
@@ -56,9 +57,25 @@ def test_due_jobs_cover_every_scope_type_and_day_of_the_lookback() -> None:
     assert extrapolated.spec.params == {"extrapolation_amount": ""}
 
 
+def test_coarse_resolutions_are_scheduled_one_job_per_bucket() -> None:
+    jobs = due_jobs(
+        NOW,
+        tz="UTC",
+        lookback_days=30,
+        account="v.example/me",
+        vidicenter_types=[("viewers", "7d"), ("viewers", "1M")],
+        locations=["1"],
+    )
+    weeks = [j.spec.day for j in jobs if j.spec.time_resolution == "7d"]
+    months = [j.spec.day for j in jobs if j.spec.time_resolution == "1M"]
+    assert weeks == [date(2026, 10, 26) + timedelta(days=7 * i) for i in range(5)]
+    assert all(d.weekday() == 0 for d in weeks)
+    assert months == [date(2026, 10, 1), date(2026, 11, 1)]
+
+
 def test_the_day_follows_the_configured_time_zone() -> None:
     late = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
-    jobs = due_jobs(late, tz="Asia/Tokyo", lookback_days=0, interval_s=60, streams=["s"])
+    jobs = due_jobs(late, tz="Asia/Tokyo", lookback_days=0, streams=["s"])
     assert [j.spec.day for j in jobs] == [date(2026, 11, 26)]
 
 

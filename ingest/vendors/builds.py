@@ -1,0 +1,107 @@
+"""When to poll an export: from the build times seen, by data type, resolution and size.
+
+Every poll is a call taken from the account's 50 a minute. An export costs at least two
+calls (start, then the finished answer); polling one that is not ready costs a third. So
+the first poll is put just after the build is expected to end, from the builds seen in
+this process, scaled by the export's size (its expected rows). Until a build of any kind
+has been seen, one export polls on a growing schedule (the probe) while the others wait for
+what it learns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+
+MARGIN = 1.15  # the first poll comes this much after the expected end of the build ...
+SLACK_S = 0.5  # ... plus this
+# A build that ended between two polls is taken to have ended this far between them: with
+# the margin, the next first poll covers the whole of a doubling probe's interval.
+BETWEEN = 0.75
+SETTLE = 0.98  # a build that was ready at the first poll: expect a little less next time
+KEPT = 16  # builds remembered per kind of export
+
+
+@dataclass(frozen=True)
+class Seen:
+    rows: int  # the export's expected rows
+    seconds: float  # its build time, as well as the polls tell it
+
+
+class BuildTimes:
+    """The build times seen in this process, to predict the next ones."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[Seen]] = {}
+        self._probing = 0
+        self._learned: anyio.Event | None = None
+
+    def predict(self, kind: str, rows: int) -> float | None:
+        """Expected build seconds of an export of `kind` and `rows`; None before any."""
+        seen = list(self._seen.get(kind, ())) or [s for q in self._seen.values() for s in q]
+        if not seen:
+            return None
+        rows = max(1, rows)
+        nearest = min(seen, key=lambda s: abs(math.log(rows / max(1, s.rows))))
+        ratio = rows / max(1, nearest.rows)
+        if 2 / 3 <= ratio <= 1.5:
+            return nearest.seconds * ratio
+        sizes = {s.rows for s in seen}
+        if len(sizes) >= 2:
+            return _fit(seen, rows)
+        return nearest.seconds * math.sqrt(ratio)  # one size seen: scale cautiously
+
+    def observe(self, kind: str, rows: int, *, ready_after: float, not_ready_at: float) -> None:
+        """A build ended between `not_ready_at` (0: the first poll found it ready) and
+        `ready_after` seconds from its start."""
+        if not_ready_at > 0:
+            seconds = not_ready_at + BETWEEN * (ready_after - not_ready_at)
+        else:
+            predicted = self.predict(kind, rows)
+            seconds = ready_after if predicted is None else min(ready_after, predicted * SETTLE)
+        self._seen.setdefault(kind, deque(maxlen=KEPT)).append(Seen(max(1, rows), seconds))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._learned is not None:
+            self._learned.set()
+            self._learned = None
+
+    @property
+    def probing(self) -> bool:
+        return self._probing > 0
+
+    def start_probe(self) -> None:
+        self._probing += 1
+
+    def end_probe(self) -> None:
+        """The probe is over; if it saw no build (it failed), a waiting export takes over."""
+        self._probing -= 1
+        self._wake()
+
+    async def wait_learned(self, timeout_s: float) -> None:
+        """Wait until a build is seen (by the probe), at most `timeout_s`."""
+        if self._learned is None:
+            self._learned = anyio.Event()
+        learned = self._learned
+        with anyio.move_on_after(timeout_s):
+            await learned.wait()
+
+
+def _fit(seen: list[Seen], rows: int) -> float:
+    """Least squares of seconds = a + b * rows, with a, b >= 0."""
+    n = len(seen)
+    mean_r = sum(s.rows for s in seen) / n
+    mean_t = sum(s.seconds for s in seen) / n
+    var = sum((s.rows - mean_r) ** 2 for s in seen)
+    b = max(0.0, sum((s.rows - mean_r) * (s.seconds - mean_t) for s in seen) / var)
+    a = max(0.0, mean_t - b * mean_r)
+    return a + b * rows
+
+
+def first_poll_after(predicted: float) -> float:
+    """Seconds from the start of a build to its first poll."""
+    return predicted * MARGIN + SLACK_S

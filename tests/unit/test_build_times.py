@@ -1,0 +1,63 @@
+"""Predicting an export's build time from the builds seen, to put the first poll after it."""
+
+import anyio
+
+from ingest.vendors.builds import BuildTimes, first_poll_after
+
+
+def test_nothing_is_predicted_before_a_build_is_seen() -> None:
+    assert BuildTimes().predict("viewers:1h", 1000) is None
+
+
+def test_a_build_seen_between_two_polls_is_taken_late_in_between_so_the_next_poll_covers_it() -> (
+    None
+):
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=24.0, ready_after=48.0)  # a doubling probe
+    predicted = builds.predict("viewers:1h", 1000)
+    assert predicted == 42.0
+    assert first_poll_after(predicted) >= 48.0  # a build as long as the probe could tell
+
+
+def test_an_export_of_another_size_is_scaled() -> None:
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
+    assert builds.predict("viewers:1h", 1200) == 12.0  # close in size: in proportion
+    builds.observe("viewers:1h", 100_000, not_ready_at=100.0, ready_after=120.0)
+    # two sizes seen: a line through them (a fixed part and a part per row)
+    assert 10.0 < builds.predict("viewers:1h", 50_000) < 110.0  # type: ignore[operator]
+
+
+def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
+    builds = BuildTimes()
+    builds.observe("ots:1h", 500, not_ready_at=8.5, ready_after=10.5)
+    predicted = builds.predict("ots:1h", 500)
+    assert predicted is not None
+    builds.observe("ots:1h", 500, not_ready_at=0.0, ready_after=first_poll_after(predicted))
+    after = builds.predict("ots:1h", 500)
+    assert after is not None and 0.9 * predicted <= after <= predicted
+
+
+def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> None:
+    builds = BuildTimes()
+    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
+    assert builds.predict("footfall:1h", 1000) == 10.0
+    builds.observe("footfall:1h", 1000, not_ready_at=28.5, ready_after=30.5)
+    assert builds.predict("footfall:1h", 1000) == 30.0
+
+
+async def test_exports_waiting_for_the_probe_wake_when_it_ends_without_a_build() -> None:
+    builds = BuildTimes()
+    builds.start_probe()
+    woken: list[bool] = []
+
+    async def wait() -> None:
+        await builds.wait_learned(timeout_s=3600)
+        woken.append(builds.probing)
+
+    with anyio.fail_after(10):  # an hour's wait would mean it was not woken
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            builds.end_probe()  # its export failed: no build seen
+    assert woken == [False]  # the waiter is free to probe in turn
