@@ -151,22 +151,8 @@ async def open_context(
     """
     traces = [metrics.trace_config()] if metrics is not None else None
     async with AsyncExitStack() as stack:
-        vidicenter: dict[str, VidiCenterClient] = {}
         waits = _Waits(metrics, on_budget_wait, on_poll_wait)
-        # the vendor counts connections per IP: accounts on one host share a session
-        sessions: dict[str, aiohttp.ClientSession] = {}
-        for account in settings.vidicenter_account_list:
-            host = urlsplit(account.url).netloc
-            if host not in sessions:
-                sessions[host] = await stack.enter_async_context(
-                    new_session(
-                        max_connections=settings.vidicenter_max_connections,
-                        timeout_s=settings.http_timeout_s,
-                        trace_configs=traces,
-                    )
-                )
-            client = _vidicenter_client(settings, account, pool, sessions[host], waits)
-            vidicenter[account.name] = client
+        vidicenter = await _vidicenter_clients(settings, pool, stack, traces, waits)
         fleets = {
             name: UploadWatch(
                 client,
@@ -177,25 +163,7 @@ async def open_context(
             )
             for name, client in vidicenter.items()
         }
-        angus = None
-        if settings.angus_configured:
-            session = await stack.enter_async_context(
-                new_session(
-                    max_connections=settings.angus_max_concurrency,
-                    timeout_s=settings.http_timeout_s,
-                    trace_configs=traces,
-                )
-            )
-            angus = AngusClient(
-                session,
-                console_url=settings.angus_console_url,
-                data_url=settings.angus_data_url,
-                timeout_s=settings.http_timeout_s,
-                retries=settings.http_retries,
-                max_concurrency=settings.angus_max_concurrency,
-                token_margin_s=settings.angus_token_margin_s,
-                max_pages=settings.angus_max_pages,
-            )
+        angus = await _angus_client(settings, stack, traces) if settings.angus_configured else None
         ctx = Context(
             pool=pool,
             settings=settings,
@@ -209,6 +177,53 @@ async def open_context(
             on_outcome=on_outcome,
         )
         yield Wired(ctx, vidicenter, fleets)
+
+
+async def _vidicenter_clients(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    stack: AsyncExitStack,
+    traces: list[aiohttp.TraceConfig] | None,
+    waits: _Waits,
+) -> dict[str, VidiCenterClient]:
+    """A client per configured VidiCenter account, by account name."""
+    clients: dict[str, VidiCenterClient] = {}
+    # the vendor counts connections per IP: accounts on one host share a session
+    sessions: dict[str, aiohttp.ClientSession] = {}
+    for account in settings.vidicenter_account_list:
+        host = urlsplit(account.url).netloc
+        if host not in sessions:
+            sessions[host] = await stack.enter_async_context(
+                new_session(
+                    max_connections=settings.vidicenter_max_connections,
+                    timeout_s=settings.http_timeout_s,
+                    trace_configs=traces,
+                )
+            )
+        clients[account.name] = _vidicenter_client(settings, account, pool, sessions[host], waits)
+    return clients
+
+
+async def _angus_client(
+    settings: Settings, stack: AsyncExitStack, traces: list[aiohttp.TraceConfig] | None
+) -> AngusClient:
+    session = await stack.enter_async_context(
+        new_session(
+            max_connections=settings.angus_max_concurrency,
+            timeout_s=settings.http_timeout_s,
+            trace_configs=traces,
+        )
+    )
+    return AngusClient(
+        session,
+        console_url=settings.angus_console_url,
+        data_url=settings.angus_data_url,
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
+        max_concurrency=settings.angus_max_concurrency,
+        token_margin_s=settings.angus_token_margin_s,
+        max_pages=settings.angus_max_pages,
+    )
 
 
 @dataclass(frozen=True)

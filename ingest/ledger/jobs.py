@@ -607,17 +607,3 @@ async def next_claimable_in(
     )
     assert row is not None
     return int(row["open"]), None if row["wait"] is None else float(row["wait"])
-
-
-async def give_up_untried(conn: Executor, ids: Sequence[int], reason: str) -> None:
-    """Mark the given jobs that are still pending dead without trying them (a backfill
-    whose credentials were refused), with the reason."""
-    await conn.execute(
-        """
-        UPDATE ingest.jobs SET status = 'dead', last_error = $2, finished_at = now(),
-            updated_at = now()
-        WHERE id = ANY($1) AND status = 'pending'
-        """,
-        list(ids),
-        reason,
-    )

@@ -101,7 +101,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 MAX_RETRY_WAIT_S = 120.0
 
 _JSON = msgspec.json.Decoder()
-_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def decode_json(vendor: str, body: bytes | str) -> Any:
@@ -113,18 +112,6 @@ def decode_json(vendor: str, body: bytes | str) -> Any:
     """
     try:
         return _JSON.decode(body)
-    except msgspec.DecodeError as error:
-        raise BadPayload(f"{vendor} answered a body that is not JSON ({error})") from None
-
-
-def decode_json_keeping(vendor: str, body: bytes, raw_keys: frozenset[str]) -> dict[str, Any]:
-    """Parse a JSON object but leave the values of `raw_keys` as `msgspec.Raw` (the checked,
-    undecoded JSON text), for a consumer that decodes them its own way."""
-    try:
-        top = _TOP_LEVEL.decode(body)
-        return {k: v if k in raw_keys else _JSON.decode(v) for k, v in top.items()}
-    except msgspec.ValidationError:
-        raise BadPayload(f"{vendor} answered JSON that is not an object") from None
     except msgspec.DecodeError as error:
         raise BadPayload(f"{vendor} answered a body that is not JSON ({error})") from None
 
