@@ -18,7 +18,6 @@ import asyncio
 import base64
 import gc
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,10 +26,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import asyncpg
 import msgspec
 from pydantic import SecretStr
+from support import free_port, wait_for
 
 from ingest import db, ledger
 from ingest.budget import CallBudget
@@ -59,25 +58,6 @@ def rss_mb(field: str) -> float:
 def reset_peak() -> None:
     """Start VmHWM again from the current RSS (Linux 4.0+)."""
     Path("/proc/self/clear_refs").write_text("5")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_for(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"{url}/_sim/stats") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the simulator did not start")
 
 
 def main() -> None:

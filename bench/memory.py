@@ -14,39 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from datetime import date, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
-
-from ingest import db
+from support import create_database, drop_database, free_port, wait_for
 
 FIRST_DAY = date(2026, 1, 5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_for(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"{url}/_sim/stats") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the simulator did not start")
 
 
 async def configure(url: str, **knobs: object) -> None:
@@ -69,29 +46,6 @@ def backfill(env: dict[str, str], day: date) -> tuple[float, float, int]:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_maxrss / 1024, time.monotonic() - started, proc.returncode
-
-
-async def create_database(database_url: str, name: str) -> str:
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(url)
-    try:
-        await db.migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_database(database_url: str, name: str) -> None:
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 def measure(database_url: str, sizes: list[int]) -> None:

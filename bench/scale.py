@@ -19,19 +19,16 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
+from support import create_database, drop_database, free_port
 
-from ingest import db
 from ingest.config import load_settings
 from ingest.datatypes import REGISTRY
 from ingest.domain import JobSpec, Scope, Vendor
@@ -40,12 +37,6 @@ from ingest.planner import Block, group_of, periods_per_job
 
 TYPES = ("viewers", "ots", "footfall")
 FIRST_DAY = date(2026, 1, 5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def sim_get(url: str, path: str) -> Any:
@@ -59,29 +50,6 @@ async def sim_get(url: str, path: str) -> Any:
                 pass
             await asyncio.sleep(0.05)
     raise RuntimeError("the simulator does not answer")
-
-
-async def create_database(database_url: str, name: str) -> str:
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(url)
-    try:
-        await db.migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_database(database_url: str, name: str) -> None:
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 def run(env: dict[str, str], *args: str) -> None:
