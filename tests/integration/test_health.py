@@ -28,10 +28,10 @@ from ingest.ledger import exports, presence
 from ingest.metrics import Metrics
 from ingest.pipeline import Context
 from ingest.server import Liveness, create_app, serving
-from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
 from ingest.worker import run_batch, work_vendor
 
+from .fake_exports import FinishedAtOnce
 from .ledger_support import packing
 
 DAY = date(2024, 3, 5)
@@ -297,20 +297,6 @@ class _LosesCommitAnswer:
         raise asyncpg.InterfaceError(
             "cannot call Transaction.__aexit__(): the connection is closed"
         )
-
-
-class FinishedAtOnce:
-    async def run_export(
-        self,
-        query: str,
-        *,
-        force: bool = False,
-        on_started: Callable[[], Awaitable[None]] | None = None,
-        expected_rows: int = 0,
-    ) -> ExportAnswer:
-        if on_started is not None:
-            await on_started()
-        return from_bytes(b'{"state": "finished", "data": []}')
 
 
 async def test_jobs_a_claim_took_while_its_answer_was_lost_are_handed_back_not_left_leased(

@@ -3,12 +3,10 @@ of its own, in a copy of the registry, goes from the command line to its table."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from urllib.parse import parse_qsl
 
 import asyncpg
-import msgspec
 import pytest
 
 from ingest import ledger
@@ -30,8 +28,9 @@ from ingest.domain import ScopeKind, Vendor
 from ingest.jobspecs import days_between, vidicenter_specs
 from ingest.pipeline import Context, packing, work_batch
 from ingest.schedule import due_jobs
-from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
+
+from .fake_exports import FinishedAtOnce
 
 WIDGET_COLOUR = Option("widget_colour", OptionKind.text, "the widgets' colour")
 WIDGETS = DataType(
@@ -74,31 +73,6 @@ CREATE TABLE vidicenter.widgets (
 """
 
 
-class WidgetVendor:
-    """Answers every export at once with one row per location asked for."""
-
-    def __init__(self) -> None:
-        self.queries: list[str] = []
-
-    async def run_export(
-        self,
-        query: str,
-        *,
-        force: bool = False,
-        on_started: Callable[[], Awaitable[None]] | None = None,
-        expected_rows: int = 0,
-    ) -> ExportAnswer:
-        self.queries.append(query)
-        if on_started is not None:
-            await on_started()
-        asked = dict(parse_qsl(query))
-        rows = [
-            {"location_id": int(i), "period_start": f"{DAY} 10:00:00", "widget_count": 3}
-            for i in asked["locations"].split(",")
-        ]
-        return from_bytes(msgspec.json.encode({"state": "finished", "data": rows}))
-
-
 def test_the_command_line_offers_the_new_types_option_from_the_registry() -> None:
     args = build_parser(WITH_WIDGETS).parse_args(
         ["backfill", "--vendor", "vidicenter", "--data-type", "widgets", "--from", str(DAY),
@@ -138,7 +112,7 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
     specs = vidicenter_specs(plan.request, account=plan.account, location_ids=["1", "2"])
     assert {s.params["widget_colour"] for s in specs} == {"red"}
 
-    vendor = WidgetVendor()
+    vendor = FinishedAtOnce({"period_start": f"{DAY} 10:00:00", "widget_count": 3})
     ctx = Context(
         pool=pool,
         settings=settings,

@@ -3,52 +3,24 @@ a retried job of a day that became final since asks for a new build."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import parse_qsl
 
 import asyncpg
-import msgspec
 
 from ingest import ledger
 from ingest.config import load_settings
 from ingest.domain import JobSpec, Scope, Vendor
 from ingest.pipeline import Context, work_batch
 from ingest.topology import Fleet, fleet_from
-from ingest.vendors.body import ExportAnswer, from_bytes
 from ingest.wiring import retry_policy
 
+from .fake_exports import FinishedAtOnce
 from .ledger_support import packing
 
 ACCOUNT = "v.example/alice"
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 DAY = date(2026, 11, 23)  # ended 34.5 h before NOW
-
-
-class Vendor1h:
-    """Answers every export at once with one hourly row per location asked for."""
-
-    def __init__(self) -> None:
-        self.forced: list[bool] = []
-
-    async def run_export(
-        self,
-        query: str,
-        *,
-        force: bool = False,
-        on_started: Callable[[], Awaitable[None]] | None = None,
-        expected_rows: int = 0,
-    ) -> ExportAnswer:
-        self.forced.append(force)
-        if on_started is not None:
-            await on_started()
-        asked = dict(parse_qsl(query))
-        rows = [
-            {"location_id": int(i), "period_start": f"{DAY} 10:00:00", "ots_count": 1}
-            for i in asked["locations"].split(",")
-        ]
-        return from_bytes(msgspec.json.encode({"state": "finished", "data": rows}))
 
 
 class Uploads:
@@ -61,7 +33,7 @@ class Uploads:
         return fleet_from(self.listed)
 
 
-def context(pool: asyncpg.Pool, vendor: Vendor1h, uploads: Uploads) -> Context:
+def context(pool: asyncpg.Pool, vendor: FinishedAtOnce, uploads: Uploads) -> Context:
     settings = load_settings(
         vidicenter_username="alice", vidicenter_token="t", settle_s=3600, upload_silence_s=259200
     )
@@ -95,7 +67,7 @@ async def work(pool: asyncpg.Pool, ctx: Context, locations: list[int]) -> dict[s
 async def test_each_job_of_an_export_is_final_only_when_its_own_location_is_in(
     pool: asyncpg.Pool,
 ) -> None:
-    vendor = Vendor1h()
+    vendor = FinishedAtOnce({"period_start": f"{DAY} 10:00:00", "ots_count": 1})
     uploads = Uploads(l1="2026-11-24 02:00:00", l2="2026-11-24 00:30:00")
     complete = await work(pool, context(pool, vendor, uploads), [1, 2])
     # location 1 uploaded past the day's end plus the hour's margin; location 2 not yet
@@ -106,7 +78,7 @@ async def test_each_job_of_an_export_is_final_only_when_its_own_location_is_in(
 async def test_a_retried_job_whose_day_became_final_asks_for_a_new_build(
     pool: asyncpg.Pool,
 ) -> None:
-    vendor = Vendor1h()
+    vendor = FinishedAtOnce({"period_start": f"{DAY} 10:00:00", "ots_count": 1})
     uploads = Uploads(l1="2026-11-25 10:00:00")
     ctx = context(pool, vendor, uploads)
     async with pool.acquire() as conn:
@@ -131,7 +103,7 @@ async def test_days_older_than_the_silence_are_final_without_asking_for_uploads(
         async def fleet(self) -> Fleet:
             raise AssertionError("no need to ask")
 
-    vendor = Vendor1h()
+    vendor = FinishedAtOnce({"period_start": f"{DAY} 10:00:00", "ots_count": 1})
     ctx = context(pool, vendor, Uploads())
     ctx = replace(ctx, fleets={ACCOUNT: NoUploads()}, now=lambda: NOW + timedelta(days=4))
     assert await work(pool, ctx, [1]) == {"location:1": True}
