@@ -4,7 +4,7 @@ failure policy decided. Written against small Protocols; the composition root wi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +24,7 @@ from ingest.domain import Job, ScopeKind, Vendor, export_sources
 from ingest.errors import IngestError, RowError, TerminalError
 from ingest.loader import Key, Slices, load_export, rows_by_job, upsert_records
 from ingest.normalize import angus as angus_normalize
-from ingest.normalize.vidicenter import OnBadRow, normalize_slices
+from ingest.normalize.vidicenter import NormalizedExport, OnBadRow, normalize_slices
 from ingest.policy import Action, Decision, RetryPolicy, decide
 from ingest.schedule import angus_day_final, final_by_silence, vidicenter_day_final
 from ingest.topology import Fleet
@@ -377,16 +377,7 @@ async def _load_pass(
 ) -> int:
     """Normalize the rows, load them and mark their jobs done, in one transaction; each job
     is credited with its own slice's rows."""
-    first = jobs[0]
-    chunks = normalize_slices(
-        dt,
-        first.time_resolution,
-        answer.row_slices(),
-        scope=first.scope.encode(),
-        extrapolation_amount=first.params.get("extrapolation_amount"),
-        account=first.account,
-        on_bad_row=on_bad_row,
-    )
+    chunks = _normalized(dt, jobs, answer, on_bad_row)
     good = {k: i for k, i in owned.items() if k not in slices.skip}
     async with ctx.pool.acquire() as conn, conn.transaction():
         loaded = await load_export(conn, chunks, slices)
@@ -412,7 +403,6 @@ def _bad_slices(
 ) -> dict[Key, RowError]:
     """Every slice with a bad row, and its first bad row's error (a pass with no database).
     A bad row that names no scope id or day fails the whole export: it is raised."""
-    first = jobs[0]
     bad: dict[Key, RowError] = {}
 
     def found(error: RowError) -> None:
@@ -421,17 +411,25 @@ def _bad_slices(
             raise error
         bad.setdefault(key, error)
 
-    for chunk in normalize_slices(
+    for chunk in _normalized(dt, jobs, answer, found):
+        del chunk
+    return bad
+
+
+def _normalized(
+    dt: DataType, jobs: Sequence[Job], answer: ExportAnswer, on_bad_row: OnBadRow
+) -> Iterator[NormalizedExport]:
+    """The answer's rows, normalized slice by slice for the batch's table."""
+    first = jobs[0]
+    return normalize_slices(
         dt,
         first.time_resolution,
         answer.row_slices(),
         scope=first.scope.encode(),
         extrapolation_amount=first.params.get("extrapolation_amount"),
         account=first.account,
-        on_bad_row=found,
-    ):
-        del chunk
-    return bad
+        on_bad_row=on_bad_row,
+    )
 
 
 async def _load_rows(
