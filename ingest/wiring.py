@@ -259,10 +259,11 @@ def _vidicenter_client(
         f"vidicenter:{account.name}",
         per_minute=settings.vidicenter_calls_per_minute,
         at_once=settings.vidicenter_max_connections,
-        # a call cannot be in flight longer than its timeout: a killed worker's calls stop
-        # holding connection places then, and not sooner, since the vendor may still be
-        # answering them (releasing them when the worker dies let a third connection
-        # through in a test)
+        # a call cannot wait for the vendor longer than its timeout: a place is leased for
+        # a little longer (an export's answer renews it as it arrives), so a killed worker's
+        # calls stop holding connection places then, and not sooner, since the vendor may
+        # still be answering them (releasing them when the worker dies let a third
+        # connection through in a test)
         stale_s=settings.http_timeout_s + 1,
         on_wait=waits.budget_waited,
     )

@@ -106,3 +106,44 @@ async def test_a_call_whose_connection_failed_gives_its_place_back_at_once(
             raise ConnectionResetError
     async with budget.call():
         pass
+
+
+async def _place_held_for(pool: asyncpg.Pool) -> float:
+    held: float = await pool.fetchval(
+        "SELECT extract(epoch FROM max(finished_at) - clock_timestamp()) FROM ingest.vendor_calls"
+    )
+    return held
+
+
+async def test_a_call_holds_its_place_as_a_lease_that_its_progress_renews(
+    pool: asyncpg.Pool,
+) -> None:
+    # an export's answer may take minutes to arrive: the call must keep its connection
+    # place while it comes, yet a worker that dies mid-call must not hold it for ever
+    now = [0.0]
+    budget = CallBudget(
+        pool,
+        "acct",
+        per_minute=50,
+        at_once=1,
+        stale_s=30,
+        sleep=_sleep_refused,
+        clock=lambda: now[0],
+    )
+    other = CallBudget(pool, "acct", per_minute=50, at_once=1, stale_s=30, sleep=_sleep_refused)
+    async with budget.call() as place:
+        # from its start, the place is leased for a third more than stale_s
+        assert 39 < await _place_held_for(pool) <= 40
+        await pool.execute(
+            "UPDATE ingest.vendor_calls SET finished_at = clock_timestamp() + interval '1 second'"
+        )
+        await place.keep()  # progress within a third of the lease: no write
+        assert await _place_held_for(pool) <= 1
+        now[0] += 10.01
+        await place.keep()  # a third is gone: the lease runs again from now
+        assert 39 < await _place_held_for(pool) <= 40
+        with pytest.raises(Waited):  # another process sees the place taken
+            async with other.call():
+                pass
+    async with other.call():  # the call ended: its place is free at once
+        pass
