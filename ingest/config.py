@@ -259,7 +259,9 @@ class Settings(BaseSettings):
 
     # --- HTTP ---------------------------------------------------------------------------
     http_timeout_s: float = Field(
-        default=60.0, gt=0, description="timeout of one HTTP request, in seconds"
+        default=60.0,
+        gt=0,
+        description="seconds an HTTP request may wait for an answer, or for its next bytes",
     )
     http_retries: int = Field(
         default=4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from datetime import time as dtime
 from typing import Any, Protocol
@@ -49,7 +49,9 @@ COLD_GROWTH = 2.0
 
 
 class Budget(Protocol):
-    def call(self) -> Any: ...  # an async context manager around one vendor call
+    # an async context manager around one vendor call; it gives the call's place (with
+    # `async keep()`, renewed as a long answer arrives), or None when places are not leased
+    def call(self) -> Any: ...
 
 
 def export_query(
@@ -149,6 +151,12 @@ class VidiCenterClient:
         # timeout, then as long again (and a second) as the call budget holds its place
         timeout_s = session.timeout.total or 300.0
         self._lost_answer_s = 2 * timeout_s + 1
+        # An export's answer may be hundreds of megabytes: it must start within the timeout
+        # and never stall for longer, but as long as it keeps coming it may take as long as
+        # an export may (a slow link is no reason to throw a finished export away).
+        self._answer_timeout = aiohttp.ClientTimeout(
+            total=max(timeout_s, deadline_s), sock_connect=timeout_s, sock_read=timeout_s
+        )
 
     async def _get_once(
         self,
@@ -161,16 +169,21 @@ class VidiCenterClient:
         # The budget covers the request and nothing else: an exception in the block means
         # the call did not end with its answer read (see CallBudget.call). One request
         # leaves per call: no hidden re-send after a drop, no redirect followed.
-        async with self._budget.call():
+        async with self._budget.call() as place:
             if on_sent is not None:
                 on_sent()
             async with self._session.get(
-                url, headers=self._headers, allow_redirects=False, middlewares=sent_once()
+                url,
+                headers=self._headers,
+                allow_redirects=False,
+                middlewares=sent_once(),
+                timeout=self._answer_timeout if spooled else self._session.timeout,
             ) as resp:
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
                 if status < 300 and spooled:
-                    # an export's answer may be hundreds of megabytes: to a file, not to memory
-                    return await spool(resp.content.iter_chunked(1 << 20))
+                    # an export's answer may be hundreds of megabytes: to a file, not to
+                    # memory; the call keeps its connection place for as long as it comes
+                    return await spool(_kept(resp.content.iter_chunked(1 << 20), place))
                 body = await resp.read()
         if status >= 300:
             # the vendor's message goes into logs and the ledger: never with the token
@@ -380,6 +393,14 @@ class _Polls:
         wait = max(c._poll_initial_s, 0.3 * predicted) * 1.6**self.late
         self.late += 1
         return min(c._poll_max_s, wait) * c._rng.uniform(1.0, 1.1)
+
+
+async def _kept(chunks: AsyncIterator[bytes], place: Any) -> AsyncIterator[bytes]:
+    """The chunks of an answer, keeping the call's place in the budget as they come."""
+    async for chunk in chunks:
+        if place is not None:
+            await place.keep()
+        yield chunk
 
 
 def _state_seen(payload: ExportAnswer, rebuild: _Rebuild) -> str:

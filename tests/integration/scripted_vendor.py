@@ -4,6 +4,7 @@ drops and slow answers included, which aioresponses cannot show."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,25 @@ def slow(seconds: float, then: Answer) -> Answer:
     async def answer(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(seconds)
         return await then(request)
+
+    return answer
+
+
+def trickle(payload: Any, *, pieces: int, gap_s: float, stall_s: float = 0.0) -> Answer:
+    """Send the JSON answer in `pieces`, `gap_s` apart (a slow link), with a pause of
+    `stall_s` before the last piece when given (a link that stops)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = json.dumps(payload).encode()
+        size = -(-len(body) // pieces)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for i in range(pieces):
+            if i:
+                await asyncio.sleep(stall_s if stall_s and i == pieces - 1 else gap_s)
+            await resp.write(body[i * size : (i + 1) * size])
+        await resp.write_eof()
+        return resp
 
     return answer
 

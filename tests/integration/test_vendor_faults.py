@@ -11,6 +11,7 @@ import aiohttp
 import anyio
 import anyio.lowlevel
 import asyncpg
+import msgspec
 import pytest
 from pydantic import SecretStr
 
@@ -31,6 +32,7 @@ from tests.integration.scripted_vendor import (
     reply,
     scripted_vendor,
     slow,
+    trickle,
 )
 
 from .ledger_support import packing
@@ -194,6 +196,37 @@ async def test_the_old_failure_seen_before_a_lost_rebuild_request_is_taken_is_no
         answer = await client.run_export(QUERY, force=True)
     assert answer["state"] == "finished"
     assert vendor.forced() == [0]
+
+
+ROWS = [{"location_id": 1001, "period_start": f"2024-03-05 {h:02}:00:00"} for h in range(24)]
+
+
+async def test_an_export_answer_that_keeps_coming_is_read_past_the_http_timeout() -> None:
+    # a large answer on a slow link: each piece comes well within the timeout, the whole
+    # takes several timeouts; throwing the finished export away would only start it again
+    finished = {"state": "finished", "data": ROWS}
+    async with (
+        scripted_vendor(trickle(finished, pieces=8, gap_s=0.15)) as vendor,
+        vidicenter(vendor, CountingBudget(), retries=0, timeout_s=0.4) as client,
+    ):
+        answer = await client.run_export(QUERY)
+        try:
+            assert answer["state"] == "finished"
+            assert msgspec.json.decode(answer["data"]) == ROWS
+        finally:
+            answer.close()
+    assert vendor.requests == 1
+
+
+async def test_an_export_answer_that_stops_coming_for_the_http_timeout_is_given_up() -> None:
+    finished = {"state": "finished", "data": ROWS}
+    async with (
+        scripted_vendor(trickle(finished, pieces=4, gap_s=0.05, stall_s=1.5)) as vendor,
+        vidicenter(vendor, CountingBudget(), retries=0, timeout_s=0.4) as client,
+    ):
+        with pytest.raises(VendorUnavailable):
+            await client.run_export(QUERY)
+    assert vendor.requests == 1
 
 
 async def test_a_rebuild_the_vendor_answered_with_an_error_is_asked_for_again() -> None:
