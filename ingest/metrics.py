@@ -21,7 +21,7 @@ from ingest.pipeline import Outcome
 
 VENDORS: Final = tuple(v.value for v in Vendor)
 JOB_STATUSES: Final = tuple(s.value for s in JobStatus)
-FAILURE_OUTCOMES: Final = ("retry", "dead")
+FAILURE_OUTCOMES: Final = ("retry", "dead", "split")
 
 # with the default INGEST_VIDICENTER_EXPORT_DEADLINE_S
 DEFAULT_EXPORT_STALE_AFTER_S: Final = exports.stale_after_s(3600.0)
@@ -138,6 +138,8 @@ class Metrics:
             self.outcomes.labels(vendor, "dead").inc(outcome.dead)
         if outcome.released:
             self.outcomes.labels(vendor, "handed_back").inc(outcome.released)
+        if outcome.split:
+            self.outcomes.labels(vendor, "split").inc(outcome.split)
         if outcome.table:
             self.rows.labels(outcome.table).inc(outcome.rows)
         if outcome.reason is not None:
@@ -145,6 +147,8 @@ class Metrics:
                 self.failure(vendor, "retry", outcome.reason, outcome.failed)
             if outcome.dead:
                 self.failure(vendor, "dead", outcome.reason, outcome.dead)
+            if outcome.split:
+                self.failure(vendor, "split", outcome.reason, outcome.split)
         if outcome.done or outcome.failed or outcome.dead:
             self.observe_job(vendor, outcome.seconds)
 
@@ -157,9 +161,9 @@ class Metrics:
         self.budget_wait.labels(account).inc(seconds)
 
     def failure(self, vendor: str, outcome: str, reason: str, n: int = 1) -> None:
-        """`n` jobs failed with error class `reason`; `outcome` is `retry` or `dead`."""
+        """`n` jobs failed with error class `reason`; `outcome` is `retry`, `dead` or `split`."""
         if outcome not in FAILURE_OUTCOMES:
-            raise ValueError(f"failure outcome {outcome!r}: expected retry or dead")
+            raise ValueError(f"failure outcome {outcome!r}: expected one of {FAILURE_OUTCOMES}")
         self.failures.labels(vendor, outcome, reason).inc(n)
 
     def vendor_paused(self, vendor: str, paused: bool, account: str = "") -> None:

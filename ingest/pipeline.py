@@ -68,7 +68,8 @@ class Outcome:
     done: int = 0
     failed: int = 0
     dead: int = 0
-    released: int = 0
+    released: int = 0  # handed back untried (no export place, shutdown)
+    split: int = 0  # their export was cut in two; each half is pending again, untried
     rows: int = 0
     table: str | None = None
     reason: str | None = None  # the failure's error type, when there was one
@@ -163,7 +164,7 @@ async def _record_failure(ctx: Context, jobs: Sequence[Job], error: Exception) -
             halves=[len(half) for half in cut],
             error=decision.reason,
         )
-        return Outcome(released=len(jobs), reason=type(error).__name__)
+        return Outcome(split=len(jobs), reason=type(error).__name__)
     await ledger.record_decision(ctx.pool, jobs, decision, owner=ctx.owner)
     return _outcome_of(decision, jobs, error)
 

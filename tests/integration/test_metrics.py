@@ -225,7 +225,7 @@ def test_failures_are_counted_by_vendor_outcome_and_error_class() -> None:
         sample(metrics, name, vendor="vidicenter", outcome="retry", reason="VendorUnavailable") == 3
     )
     assert sample(metrics, name, vendor="vidicenter", outcome="dead", reason="BadPayload") == 1
-    with pytest.raises(ValueError, match="retry or dead"):
+    with pytest.raises(ValueError, match="expected one of"):
         metrics.failure("vidicenter", "done", "BadPayload")
 
 
@@ -256,10 +256,14 @@ def test_a_batchs_outcome_feeds_failures_by_reason_and_the_duration_histogram() 
     metrics.record("vidicenter", Outcome(dead=1, reason="VendorRejected", seconds=0.5))
     metrics.record("vidicenter", Outcome(done=3, rows=10, table="vidicenter.ots", seconds=2.0))
     metrics.record("vidicenter", Outcome(released=3))  # no place: not a job's duration
+    metrics.record("vidicenter", Outcome(split=4, reason="ExportFailed"))  # not one either
 
     failures = "ingest_job_failures_total"
     labels = {"vendor": "vidicenter"}
     assert sample(metrics, failures, **labels, outcome="retry", reason="BadPayload") == 2
     assert sample(metrics, failures, **labels, outcome="dead", reason="VendorRejected") == 1
+    assert sample(metrics, failures, **labels, outcome="split", reason="ExportFailed") == 4
+    assert sample(metrics, "ingest_job_outcomes_total", **labels, outcome="split") == 4
+    assert sample(metrics, "ingest_job_outcomes_total", **labels, outcome="handed_back") == 3
     assert sample(metrics, "ingest_job_duration_seconds_count", **labels) == 3
     assert sample(metrics, "ingest_job_duration_seconds_sum", **labels) == 4.0
