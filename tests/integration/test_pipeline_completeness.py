@@ -107,3 +107,41 @@ async def test_days_older_than_the_silence_are_final_without_asking_for_uploads(
     ctx = context(pool, vendor, Uploads())
     ctx = replace(ctx, fleets={ACCOUNT: NoUploads()}, now=lambda: NOW + timedelta(days=4))
     assert await work(pool, ctx, [1]) == {"location:1": True}
+
+
+async def work_bucket(
+    pool: asyncpg.Pool, ctx: Context, resolution: str, start: date
+) -> dict[str, bool]:
+    spec = JobSpec(Vendor.vidicenter, "ots", resolution, Scope.location(1), start, {}, ACCOUNT)
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, [spec], force=False)
+        jobs = await ledger.claim_batch(
+            conn, Vendor.vidicenter, owner="test", lease_s=60, packing=packing(10)
+        )
+    outcome = await work_batch(ctx, jobs)
+    assert outcome.done == 1, outcome
+    rows = await pool.fetch("SELECT time_resolution, complete FROM ingest.jobs")
+    return {r["time_resolution"]: r["complete"] for r in rows}
+
+
+async def test_a_bucket_job_is_final_only_once_its_last_day_is_in(pool: asyncpg.Pool) -> None:
+    # a week (7d, from Monday 16 November) and a month (1M, October): the location has
+    # uploaded well past their first days, but a bucket is final only when the vendor has
+    # its whole span: uploads past its end plus the settle margin
+    week, month = date(2026, 11, 16), date(2026, 10, 1)
+    vendor = FinishedAtOnce({"period_start": f"{week} 00:00:00", "ots_count": 1})
+    uploads = Uploads(l1="2026-11-23 00:30:00")  # 30 min past the week's and October's end
+    ctx = context(pool, vendor, uploads)
+    assert await work_bucket(pool, ctx, "7d", week) == {"7d": False}
+    await pool.execute("DELETE FROM ingest.jobs")
+
+    uploads.listed[0]["last_upload_timestamp"] = "2026-11-23 01:30:00"
+    assert await work_bucket(pool, ctx, "7d", week) == {"7d": True}
+    await pool.execute("DELETE FROM ingest.jobs")
+
+    # the month ended 24 days ago: final; the current month (November) is still open
+    vendor.row = {"period_start": f"{month} 00:00:00", "ots_count": 1}
+    assert await work_bucket(pool, ctx, "1M", month) == {"1M": True}
+    await pool.execute("DELETE FROM ingest.jobs")
+    vendor.row = {"period_start": "2026-11-01 00:00:00", "ots_count": 1}
+    assert await work_bucket(pool, ctx, "1M", date(2026, 11, 1)) == {"1M": False}
