@@ -280,7 +280,7 @@ async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Proces
                        count(*) FILTER (WHERE status = 'running'
                                         AND export_started_at IS NOT NULL) AS out,
                        (SELECT count(*) FROM ingest.vendor_calls
-                        WHERE finished_at IS NULL) AS calling
+                        WHERE finished_at > clock_timestamp()) AS calling
                 FROM ingest.jobs
                 """
             )
@@ -350,12 +350,13 @@ async def test_a_backfill_killed_mid_multi_day_export_then_run_again_ends_with_e
 
 
 @pytest.mark.slow
-async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_the_http_timeout(
+async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_their_lease(
     db_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     # every answer takes 2 s: the two exports of three locations each have a call in flight
     async with simulator(build_seconds=0.05, slow_share=1.0, slow_seconds=2.0) as sim:
-        # a call cannot outlive its timeout: a dead worker's calls stop counting after it
+        # a call that makes no progress cannot outlive its timeout: a dead worker's calls
+        # stop counting when their lease (4/3 of the timeout and a second: 6.7 s) runs out
         env = ingest_env(db_url, sim, http_timeout_s=4, vidicenter_locations_per_export=3)
         second_day = date.fromordinal(DAY.toordinal() + 1)
         args = backfill_args("viewers", DAY, second_day, resolution="1h")
@@ -363,7 +364,7 @@ async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_the_h
         async with asyncio.timeout(20):
             while (
                 await pool.fetchval(
-                    "SELECT count(*) FROM ingest.vendor_calls WHERE finished_at IS NULL"
+                    "SELECT count(*) FROM ingest.vendor_calls WHERE finished_at > clock_timestamp()"
                 )
                 < 2
             ):
@@ -373,7 +374,7 @@ async def test_calls_of_a_killed_backfill_hold_their_places_no_longer_than_the_h
         assert (await finish(proc)).code == -9
 
         sim.state.configure(slow_share=0.0)
-        # one export, two calls: a few seconds past the timeout, unless the dead calls still
+        # one export, two calls: a few seconds past the lease, unless the dead calls still
         # hold the places
         three = LOCATIONS[:3]
         ran = await run_ingest(
