@@ -7,7 +7,10 @@ from pathlib import Path
 
 import asyncpg
 
-from ingest.datatypes import REGISTRY
+from ingest import planner
+from ingest.commands.demo import demo_requests
+from ingest.datatypes import FINEST, REGISTRY
+from ingest.domain import Scope
 
 
 def _run_demo(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,3 +44,20 @@ async def test_demo_migrates_an_empty_database_and_fills_every_table(
         assert await conn.fetchval("SELECT count(*) FROM ingest.jobs WHERE status <> 'done'") == 0
     finally:
         await conn.close()
+
+
+def test_demo_asks_for_the_biggest_exports_first() -> None:
+    # The worker learns build times from the first builds it sees and scales them by the
+    # rows it expects: learned on a raw export, they scale down for the smaller ones.
+    requests = demo_requests(REGISTRY)
+    expected = [
+        planner.estimator(dt, res, options, {})(Scope.location(1)) for dt, res, options in requests
+    ]
+    assert expected == sorted(expected, reverse=True)
+    assert requests[0][1] == FINEST
+    kinds = {(dt.name, res) for dt, res, _ in requests}
+    assert kinds == {
+        (dt.name, res)
+        for dt in REGISTRY
+        for res in {dt.default_resolution} | ({FINEST} & set(dt.resolutions))
+    }
