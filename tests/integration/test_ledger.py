@@ -35,6 +35,25 @@ async def test_enqueue_twice_keeps_one_job_per_scope_and_day(pool: asyncpg.Pool)
     assert await pool.fetchval("SELECT count(*) FROM ingest.jobs") == 3
 
 
+async def test_a_large_enqueue_goes_in_chunks_and_returns_every_id_in_order(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a year of a fleet is millions of jobs: one statement ran past the command timeout
+    monkeypatch.setattr(ledger.jobs, "ENQUEUE_CHUNK", 3)
+    monkeypatch.setattr(ledger.jobs, "ANALYZE_AFTER", 5)
+    async with pool.acquire() as conn:
+        some = await ledger.enqueue_jobs(conn, specs(4), force=False)
+        every = await ledger.enqueue_jobs(conn, specs(8), force=False)
+    assert every[:4] == some and len(set(every)) == 8
+    rows = await pool.fetch("SELECT id, scope FROM ingest.jobs")
+    scopes = {r["id"]: r["scope"] for r in rows}
+    assert [scopes[i] for i in every] == [f"location:{1000 + i}" for i in range(8)]
+    analyzed = await pool.fetchval(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'jobs'"
+    )
+    assert analyzed is not None  # the statistics claims plan with were renewed
+
+
 async def test_request_parameters_make_jobs_distinct(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         plain = await ledger.enqueue_jobs(conn, specs(1), force=False)
