@@ -38,7 +38,7 @@ SOURCE_KINDS = ("locations", "sites", "location_tags", "site_tags")
 _SINGLE = {ScopeKind.location, ScopeKind.site, ScopeKind.stream}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Scope:
     """What one job covers: a location, a site, a stream, or, for the extrapolated types,
     the whole request (`sources`: ids by kind, e.g. locations 1,2,3 and site 9).
@@ -121,7 +121,7 @@ def export_sources(scopes: Sequence[Scope]) -> dict[str, list[str]]:
     raise ValueError(f"{len(scopes)} {first.kind} scopes cannot share one export")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a job asks for: one scope, one day, of one account.
 
@@ -146,7 +146,7 @@ class JobSpec:
             raise ValueError("a VidiCenter job names its account")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """A claimed job, as the ledger holds it."""
 
