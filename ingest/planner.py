@@ -437,11 +437,15 @@ def _plan_group(
     return blocks
 
 
-def halves(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]] | None:
-    """A failed export's jobs cut in two: by days while it spans several, then by scopes;
+def halves(
+    jobs: Sequence[Job], *, scopes_first: bool = False
+) -> tuple[list[Job], list[Job]] | None:
+    """A failed export's jobs cut in two: by days while it spans several, then by scopes
+    (`scopes_first`: by scopes while there are several, for a request line too long);
     None for a single scope-day, which cannot be cut."""
     days = sorted({j.day for j in jobs})
-    if len(days) > 1:
+    several_scopes = len({j.scope for j in jobs}) > 1
+    if len(days) > 1 and not (scopes_first and several_scopes):
         first = set(days[: math.ceil(len(days) / 2)])
         return [j for j in jobs if j.day in first], [j for j in jobs if j.day not in first]
     scopes = sorted({j.scope for j in jobs}, key=_order)

@@ -352,6 +352,32 @@ def test_a_failed_export_is_cut_in_two_by_days_first_then_by_scopes_down_to_one_
     assert cuts == locations * days - 1
 
 
+def test_a_line_too_long_is_cut_by_locations_first_keeping_every_day() -> None:
+    jobs = [
+        Job(
+            i,
+            Vendor.vidicenter,
+            "viewers",
+            "1h",
+            {},
+            Scope.location(1001 + i % 4),
+            DAY + timedelta(days=i // 4),
+            1,
+            False,
+            None,
+            False,
+        )
+        for i in range(12)
+    ]
+    halves = planner.halves(jobs, scopes_first=True)
+    assert halves is not None
+    assert [sorted({j.scope.id for j in h}) for h in halves] == [["1001", "1002"], ["1003", "1004"]]
+    assert all(len({j.day for j in h}) == 3 for h in halves)
+    one = [j for j in jobs if j.scope.id == "1001"]
+    by_days = planner.halves(one, scopes_first=True)  # one location: by days, as ever
+    assert by_days is not None and [len(h) for h in by_days] == [2, 1]
+
+
 def test_an_estimate_of_raw_rows_comes_from_the_rows_seen_with_a_margin() -> None:
     estimate = planner.estimator(get_data_type("viewers"), "finest", {}, {"7": 1000})
     assert estimate(Scope.location(7)) == 1250
