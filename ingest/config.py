@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         default=1000,
         ge=1,
         le=100_000,
-        description="most locations (or sites) listed in one export",
+        description="most locations (or sites) in one export, listed or named through their site",
     )
     vidicenter_max_rows_per_export: int = Field(
         default=1_000_000,

@@ -4,11 +4,12 @@ failure policy decided. Written against small Protocols; the composition root wi
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -19,12 +20,12 @@ import structlog
 from ingest import ledger, planner
 from ingest.buckets import bucket_end
 from ingest.config import AngusStream, Settings
-from ingest.datatypes import REGISTRY, DataType, Registry, query_pairs, table_for
-from ingest.domain import Job, ScopeKind, Vendor, export_sources
+from ingest.datatypes import REGISTRY, DataType, Registry, TableSpec, query_pairs, table_for
+from ingest.domain import Job, ScopeKind, Vendor
 from ingest.errors import IngestError, RowError, TerminalError
-from ingest.loader import Key, Slices, load_export, rows_by_job, upsert_records
+from ingest.loader import Key, Loaded, Slices, load_export, rows_by_job, upsert_records
 from ingest.normalize import angus as angus_normalize
-from ingest.normalize.vidicenter import NormalizedExport, OnBadRow, normalize_slices
+from ingest.normalize.vidicenter import NormalizedExport, OnBadRow, TableRows, normalize_slices
 from ingest.policy import Action, Decision, RetryPolicy, decide
 from ingest.schedule import angus_day_final, final_by_silence, vidicenter_day_final
 from ingest.topology import Fleet
@@ -46,7 +47,8 @@ class ExportSource(Protocol):
 
 
 class FleetSource(Protocol):
-    async def fleet(self) -> Fleet: ...  # the account's locations and their last uploads
+    # the account's locations, their sites and last uploads (`fresh`: listed by the vendor now)
+    async def fleet(self, *, fresh: bool = False) -> Fleet: ...
 
 
 class EntitySource(Protocol):
@@ -202,7 +204,8 @@ def _outcome_of(decision: Decision, jobs: Sequence[Job], error: Exception) -> Ou
 
 
 def block_query(registry: Registry, block: planner.Block) -> str:
-    """The export query of a planned block of jobs."""
+    """The export query of a planned block of jobs (its whole sites named, see
+    `planner.Sites`)."""
     group = block.group
     dt = registry.get(group.data_type)
     params = json.loads(group.params)
@@ -211,20 +214,40 @@ def block_query(registry: Registry, block: planner.Block) -> str:
         group.resolution,
         block.start,
         block.end,
-        export_sources(block.scopes),
+        block.sources,
         query_pairs(dt, params),
     )
 
 
-def packing(ctx: Context, vendor: Vendor) -> ledger.Packing | None:
-    """How the vendor's claims pack jobs into exports (VidiCenter), or None (one at a time)."""
+async def packing(
+    ctx: Context, vendor: Vendor, accounts: Sequence[str] | None = None
+) -> ledger.Packing | None:
+    """How the vendor's claims pack jobs into exports (VidiCenter), or None (one at a time),
+    with the site membership of the accounts (None: every one configured)."""
     if vendor is not Vendor.vidicenter:
         return None
+    names = ctx.fleets if accounts is None else [a for a in accounts if a in ctx.fleets]
+    sites = {}
+    for account in names:
+        try:
+            sites[account] = await site_membership(ctx, account)
+        except _JOB_ERRORS as error:  # the claim goes on: its exports list every location
+            log.warning("topology.sites_unknown", account=account, error=str(error))
     return ledger.Packing(
         limits=limits_of(ctx.settings),
         line_length=line_length_for(ctx.settings, ctx.registry),
         registry=ctx.registry,
+        sites=sites,
     )
+
+
+async def site_membership(ctx: Context, account: str) -> planner.Sites:
+    """The account's sites as last listed (a few minutes old at most), for the planner and
+    the export's query: both read the same listing."""
+    source = ctx.fleets.get(account)
+    if source is None:
+        return planner.NO_SITES
+    return (await source.fleet()).sites
 
 
 def line_length_for(settings: Settings, registry: Registry) -> planner.LineLength:
@@ -358,12 +381,125 @@ def _slices_of(jobs: Sequence[Job], dt: DataType, query: str) -> tuple[Slices, d
     else:
         owned = {(int(j.scope.id), j.day): j.id for j in jobs}
         listed = params.get("locations" if dt.scope_kind is ScopeKind.location else "sites")
-        asked = frozenset(int(i) for i in listed[0].split(",")) if listed else None
+        asked = frozenset(int(i) for i in listed[0].split(",")) if listed else frozenset()
+        if _named_sites(dt, query):
+            # the claimed locations the named sites stand for: rows of any other location of
+            # theirs are left out before the load (see _SiteCover)
+            asked |= {int(j.scope.id) for j in jobs}
     table = table_for(dt, first.time_resolution)
     slices = Slices(
         table, first.time_resolution, start, end, frozenset(owned), asked, account=first.account
     )
     return slices, owned
+
+
+def _named_sites(dt: DataType, query: str) -> list[str]:
+    """The sites a location-scoped export names instead of listing their locations."""
+    if dt.scope_kind is not ScopeKind.location:
+        return []
+    named = parse_qs(query).get("sites")
+    return named[0].split(",") if named else []
+
+
+class _LeftSite(Exception):
+    """Locations the export asked for through their site, which the vendor sent no row of
+    and which the site no longer holds: asked for again, on their own."""
+
+    def __init__(self, locations: set[int]) -> None:
+        super().__init__(sorted(locations))
+        self.locations = locations
+
+
+@dataclass
+class _SiteCover:
+    """What an export that names sites (`sites=ID`) is checked for while it is loaded.
+
+    The vendor sends the rows of the sites' locations as it holds them when it builds the
+    export, which may not be the listing the query was written from: a location inactive
+    or added to a site since has rows in it that no claimed job owns (they are left out,
+    and counted in one log line), and a location moved out of a site has none. A claimed
+    location with no row at all is looked up in a new listing: if its site no longer holds
+    it, its jobs are not loaded but asked for again in an export of their own.
+    """
+
+    account: str
+    sites: list[str]
+    expected: frozenset[int]  # the claimed locations and the listed ones
+    through_sites: frozenset[int]  # the claimed locations the named sites stand for
+    verified: set[int] = field(default_factory=set)  # in their site as newly listed
+    strays: Counter[int] = field(default_factory=Counter)  # rows left out, by location
+
+    def within(
+        self, chunks: Iterator[NormalizedExport], table: TableSpec
+    ) -> Iterator[NormalizedExport]:
+        """The chunks without the rows of locations the export has no claimed job for."""
+        assert table.scope_column is not None
+        at = table.column_names.index(table.scope_column)
+        for chunk in chunks:
+            ids = [r[at] for r in chunk.rows.records]
+            if self.expected.issuperset(ids):
+                yield chunk
+                continue
+            keep = [i in self.expected for i in ids]
+            self.strays.update(cast(int, i) for i, kept in zip(ids, keep, strict=True) if not kept)
+            yield _keeping(chunk, keep)
+
+    async def check(self, ctx: Context, loaded: Loaded, skip: frozenset[Key]) -> None:
+        """_LeftSite when a location asked for through its site had no row and its site, as
+        the vendor lists it now, does not hold it."""
+        seen = {k[0] for k, n in loaded.by_key.items() if n}
+        quiet = set(self.through_sites) - seen - {k[0] for k in skip} - self.verified
+        source = ctx.fleets.get(self.account)
+        if not quiet or source is None:
+            return
+        fleet = await source.fleet(fresh=True)
+        left = {loc for loc in quiet if not any(fleet.holds(s, str(loc)) for s in self.sites)}
+        self.verified |= quiet - left
+        if left:
+            raise _LeftSite(left)
+
+    def report(self) -> None:
+        if self.strays:
+            log.info(
+                "export.rows_not_claimed",
+                rows=sum(self.strays.values()),
+                locations=sorted(self.strays)[:20],
+                location_count=len(self.strays),
+                sites=self.sites,
+                hint="rows of the named sites' locations that no job of this export holds"
+                " (inactive, or in the site since it was listed) are not loaded;"
+                " backfill those locations to load them",
+            )
+
+
+def _keeping(chunk: NormalizedExport, keep: list[bool]) -> NormalizedExport:
+    """The chunk with the rows `keep` marks, their children following them."""
+    rows = TableRows(
+        chunk.rows.table, [r for r, k in zip(chunk.rows.records, keep, strict=True) if k]
+    )
+    if chunk.child is None:
+        return NormalizedExport(rows)
+    position: dict[object, int] = {}
+    for i, kept in enumerate(keep):
+        if kept:
+            position[i] = len(position)
+    children = [(position[r[0]], *r[1:]) for r in chunk.child.records if r[0] in position]
+    return NormalizedExport(rows, TableRows(chunk.child.table, children))
+
+
+def _site_cover(jobs: Sequence[Job], dt: DataType, query: str, slices: Slices) -> _SiteCover | None:
+    named = _named_sites(dt, query)
+    if not named:
+        return None
+    listed = parse_qs(query).get("locations")
+    listed_ids = {int(i) for i in listed[0].split(",")} if listed else set()
+    assert slices.asked is not None
+    return _SiteCover(
+        jobs[0].account,
+        named,
+        slices.asked,
+        frozenset({int(j.scope.id) for j in jobs} - listed_ids),
+    )
 
 
 async def _load_pass(
@@ -375,13 +511,21 @@ async def _load_pass(
     owned: Mapping[Key, int],
     on_bad_row: OnBadRow,
     open_ids: set[int],
+    cover: _SiteCover | None,
 ) -> int:
     """Normalize the rows, load them and mark their jobs done, in one transaction; each job
     is credited with its own slice's rows."""
     chunks = _normalized(dt, jobs, answer, on_bad_row)
+    if cover is not None:
+        cover.strays.clear()
+        chunks = cover.within(chunks, slices.table)
     good = {k: i for k, i in owned.items() if k not in slices.skip}
     async with ctx.pool.acquire() as conn, conn.transaction():
         loaded = await load_export(conn, chunks, slices)
+        if cover is not None:
+            # rare: a claimed location without a row; the listing is asked for in the
+            # transaction, which is rolled back if a location left its site
+            await cover.check(ctx, loaded, slices.skip)
         if good:
             await ledger.mark_done(
                 conn,
@@ -446,17 +590,23 @@ async def _load_rows(
 
     The first pass stops at a bad row (the transaction is rolled back); a pass without the
     database then finds every slice with one, and a last pass loads the others. A bad row
-    that names no location or day fails the whole export.
+    that names no location or day fails the whole export. A location that an export naming
+    its site had no row of, and that the site no longer holds, is left out the same way,
+    and its jobs go out again on their own (see _SiteCover).
     """
     slices, owned = _slices_of(jobs, dt, query)
+    cover = _site_cover(jobs, dt, query, slices)
     bad: dict[Key, RowError] = {}
+    moved: set[Key] = set()
     lenient = False
     while True:
         try:
-            skipping = replace(slices, skip=frozenset(bad))
+            skipping = replace(slices, skip=frozenset(bad) | frozenset(moved))
             on_bad = _left_out if lenient else None
-            rows = await _load_pass(ctx, jobs, dt, answer, skipping, owned, on_bad, open_ids)
+            rows = await _load_pass(ctx, jobs, dt, answer, skipping, owned, on_bad, open_ids, cover)
             break
+        except _LeftSite as left:
+            moved |= {k for k in owned if k[0] in left.locations}
         except RowError as error:
             key = _key_of(error, slices)
             if key is None or key in bad or (lenient and key not in owned):
@@ -468,14 +618,35 @@ async def _load_rows(
                 bad.update((k, e) for k, e in found.items() if k in owned)
             if key in owned:
                 bad.setdefault(key, error)
-    outcome = Outcome(done=len(jobs) - len(bad), rows=rows, table=slices.table.qualified_name)
+    if cover is not None:
+        cover.report()
+    outcome = Outcome(
+        done=len(jobs) - len(bad) - len(moved), rows=rows, table=slices.table.qualified_name
+    )
     by_id = {j.id: j for j in jobs}
+    if moved:
+        outcome.released = await _ask_again(ctx, [by_id[owned[k]] for k in moved], cover)
     for key, row_error in bad.items():
         failed = await _record_failure(ctx, [by_id[owned[key]]], row_error)
         outcome.failed += failed.failed
         outcome.dead += failed.dead
         outcome.reason = failed.reason
     return outcome
+
+
+async def _ask_again(ctx: Context, jobs: Sequence[Job], cover: _SiteCover | None) -> int:
+    """The jobs of locations that left the export's sites, pending again as an export of
+    their own (not a try: the vendor had moved them), planned with the new listing."""
+    assert cover is not None
+    locations = sorted({int(j.scope.id) for j in jobs})
+    reason = (
+        f"VidiCenter sent no row of location(s) {', '.join(map(str, locations[:20]))}, asked"
+        f" for through site(s) {', '.join(cover.sites)}, which no longer hold them:"
+        " asked for again on their own"
+    )
+    await ledger.record_split(ctx.pool, [jobs], reason, owner=ctx.owner)
+    log.warning("export.site_changed", locations=locations[:20], jobs=len(jobs), sites=cover.sites)
+    return len(jobs)
 
 
 def _left_out(error: RowError) -> None:
@@ -490,14 +661,37 @@ def _key_of(error: RowError, slices: Slices) -> Key | None:
     return slices.key_of(error.scope_id, error.day)
 
 
+async def _new_query(ctx: Context, jobs: Sequence[Job], dt: DataType) -> str | None:
+    """The query of a batch's new export, its whole sites named as the account's listing
+    has them now; None when that listing changed since the claim so that the request line
+    is over its bound (then the jobs are cut in two, not tried, and go out as two)."""
+    sites = planner.NO_SITES
+    if dt.scope_kind is ScopeKind.location and len({j.scope for j in jobs}) > 1:
+        sites = await site_membership(ctx, jobs[0].account)
+    block = planner.block_of(jobs, sites)
+    query = block_query(ctx.registry, block)
+    line = request_line_length(ctx.settings.vidicenter_url, query)
+    if line <= ctx.settings.vidicenter_max_request_line or len(block.scopes) == 1:
+        return query
+    cut = planner.halves(jobs, scopes_first=True)
+    assert cut is not None
+    reason = f"a request line of {line} bytes, over INGEST_VIDICENTER_MAX_REQUEST_LINE"
+    await ledger.record_split(ctx.pool, cut, reason, owner=ctx.owner)
+    log.warning("export.split", jobs=len(jobs), halves=[len(h) for h in cut], error=reason)
+    return None
+
+
 async def work_vidicenter(ctx: Context, jobs: Sequence[Job]) -> Outcome:
     """Run one export for a batch of jobs that share it and load its rows."""
     first = jobs[0]
     try:
         dt = ctx.registry.get(first.data_type)
-        query = first.export_query or block_query(ctx.registry, planner.block_of(jobs))
+        query = first.export_query
         rebuild = False
-        if first.export_query is None:
+        if query is None:
+            query = await _new_query(ctx, jobs, dt)
+            if query is None:
+                return Outcome(released=len(jobs))
             open_ids = await _open_jobs(ctx, jobs)
             # an earlier try may have had the export built while the day was still open:
             # the vendor would serve that build again; a final day needs a new one

@@ -9,8 +9,10 @@ buckets, for `7d`, `30d`, `1M`). A block is bounded by
   estimated per scope and job: from the resolution and the demographic split, or, for raw
   and proof-of-play types and gates, from the most rows seen for that scope, with a
   cautious default until one is seen;
-- a request line that HTTP servers accept (`INGEST_VIDICENTER_MAX_REQUEST_LINE`);
-- the scopes one export may list (`INGEST_VIDICENTER_LOCATIONS_PER_EXPORT`).
+- a request line that HTTP servers accept (`INGEST_VIDICENTER_MAX_REQUEST_LINE`), counted
+  as it will be sent: a site whose every active location is in the block is named
+  (`sites=ID`) instead of its locations being listed (see `Sites`);
+- the scopes one export may hold (`INGEST_VIDICENTER_LOCATIONS_PER_EXPORT`).
 
 The ledger claims with `first_cut` and `full_block` (the SQL around them is in
 `ingest.ledger`); `plan_exports` runs the same two steps over a whole set of jobs, for
@@ -21,14 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final
 
 from ingest.buckets import COARSE, PERIOD_SECONDS, bucket_end, bucket_index
 from ingest.datatypes import FINEST, DataType
-from ingest.domain import Job, JobSpec, Scope, ScopeKind, Vendor
+from ingest.domain import Job, JobSpec, Scope, ScopeKind, Vendor, export_sources
 
 FINEST_CAP: Final = 3_000_000  # the vendor's rows in one raw export
 AGGREGATED_CAP: Final = 20_000_000  # ... in one aggregated export
@@ -81,7 +83,7 @@ class Limits:
 
     max_rows: int = 1_000_000  # rows the worker takes in one export
     max_line: int = 4096  # bytes of the request line
-    max_scopes: int = 1000  # locations (or sites) listed in one export
+    max_scopes: int = 1000  # locations (or sites) in one export, listed or named by site
     max_days: int = MAX_DAYS
 
     def row_cap(self, resolution: str) -> int:
@@ -90,12 +92,67 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Sites:
+    """The account's sites as VidiCenter last listed its locations: the active locations of
+    each site, and the site of every location, active or not.
+
+    An export of location-scoped jobs names a site (`sites=ID`) instead of listing its
+    locations when it holds every active location of that site, at least two of them, and
+    no inactive one: its request line is shorter, and the vendor sends the rows of the
+    site's locations. An empty `Sites` names none: every location is listed.
+    """
+
+    active: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    site_of: Mapping[str, str] = field(default_factory=dict)
+
+    def named(self, locations: Collection[str]) -> list[str]:
+        """The sites an export holding exactly these locations names, in id order."""
+        held: dict[str, set[str]] = {}
+        for loc in locations:
+            site = self.site_of.get(loc)
+            if site is not None:
+                held.setdefault(site, set()).add(loc)
+        return sorted(
+            (
+                site
+                for site, locs in held.items()
+                if len(locs) >= 2 and locs == self.active.get(site, frozenset())
+            ),
+            key=_id_order,
+        )
+
+
+NO_SITES: Final = Sites()
+
+
+def _id_order(ident: str) -> tuple[int, str]:
+    return (int(ident), "") if ident.isdigit() else (-1, ident)
+
+
+@dataclass(frozen=True)
 class Block:
-    """One export: `scopes` (in query order) times the consecutive jobs' days `days`."""
+    """One export: `scopes` (in query order) times the consecutive jobs' days `days`;
+    `sites` is the account's site membership the export's query is written with."""
 
     group: Group
     scopes: tuple[Scope, ...]
     days: tuple[date, ...]
+    sites: Sites = field(default=NO_SITES, compare=False, repr=False)
+
+    @property
+    def sources(self) -> dict[str, list[str]]:
+        """The query's scope parameters: the locations listed, and the sites named instead
+        of their locations (location-scoped jobs only); the scopes' ids otherwise."""
+        if self.group.kind is not ScopeKind.location or not self.sites.active:
+            return export_sources(self.scopes)
+        named = self.sites.named([s.id for s in self.scopes])
+        covered = {loc for site in named for loc in self.sites.active[site]}
+        out: dict[str, list[str]] = {}
+        if listed := [s.id for s in self.scopes if s.id not in covered]:
+            out["locations"] = listed
+        if named:
+            out["sites"] = named
+        return out
 
     @property
     def start(self) -> date:
@@ -157,7 +214,22 @@ def estimator(
 
 
 def _order(scope: Scope) -> tuple[int, str]:
-    return (int(scope.id), "") if scope.id.isdigit() else (-1, scope.id)
+    return _id_order(scope.id)
+
+
+def _by_site(leader: Scope, sites: Sites) -> Callable[[Scope], tuple[object, ...]]:
+    """The order the leader's export mates are taken in: the leader's site first, then site
+    by site, then the locations of no known site; by id within each. A cut then holds
+    whole sites, which it can name."""
+    home = sites.site_of.get(leader.id)
+
+    def key(scope: Scope) -> tuple[object, ...]:
+        site = sites.site_of.get(scope.id)
+        if site is None:
+            return (2, (0, ""), _order(scope))
+        return (0 if site == home else 1, _id_order(site), _order(scope))
+
+    return key
 
 
 def consecutive_run(resolution: str, first: date, days: Iterable[date]) -> int:
@@ -178,17 +250,6 @@ class Cut:
     days: int
 
 
-def _line_fit(leader: Scope, others: Sequence[Scope], base: int, max_line: int) -> int:
-    """How many scopes, the leader first, fit on a request line of `base` with the leader."""
-    n, length = 1, base
-    for scope in others:
-        length += len(scope.id) + 1  # ",1234": ids are digits, sent as they are
-        if length > max_line:
-            break
-        n += 1
-    return n
-
-
 def first_cut(
     leader: Job | JobSpec,
     group: Group,
@@ -198,37 +259,47 @@ def first_cut(
     estimate: Estimate,
     limits: Limits,
     line_length: LineLength,
+    sites: Sites = NO_SITES,
 ) -> Cut:
     """The scopes of the leader's export and its most days, from the scopes that have a job
     on the leader's day and the leader's own days ahead.
 
     Of the ways to cut N scopes by D days into blocks within the bounds, the one with the
     fewest exports; blocks are balanced (500 and 500 scopes rather than 790 and 210), so
-    that exports that run side by side end together.
+    that exports that run side by side end together. Scopes are taken site by site, and
+    the request line of each cut is measured as it will be sent, its whole sites named.
     """
     res = group.resolution
     d_leader = min(limits.max_days, max(1, consecutive_run(res, leader.day, leader_days)))
     if group.kind is ScopeKind.extrapolated:
         scopes: list[Scope] = [leader.scope]
     else:
-        others = sorted({s for s in at_first_day if s != leader.scope}, key=_order)
+        others = sorted(
+            {s for s in at_first_day if s != leader.scope}, key=_by_site(leader.scope, sites)
+        )
         scopes = [leader.scope, *others]
-    one = Block(group, (leader.scope,), (leader.day,))
-    fit = min(
-        len(scopes),
-        limits.max_scopes,
-        _line_fit(leader.scope, scopes[1:], line_length(one), limits.max_line),
-    )
+    total = len(scopes)
+    most = min(total, limits.max_scopes)
+    lines: dict[int, bool] = {1: True}  # a single scope cannot be cut
+
+    def fits(n: int) -> bool:
+        """Whether the request line of the first n scopes is within the bound; lines are
+        measured once each (a cut's line is not monotonic in n: a site's last location
+        replaces its listed ones by the site's id)."""
+        if n not in lines:
+            block = Block(group, tuple(scopes[:n]), (leader.day,), sites)
+            lines[n] = line_length(block) <= limits.max_line
+        return lines[n]
+
     per_day = [0]
-    for scope in scopes[:fit]:
+    for scope in scopes[:most]:
         per_day.append(per_day[-1] + estimate(scope))
     cap = limits.row_cap(res)
     best: tuple[int, int, int] | None = None  # (exports, -jobs, -n) with the days
     best_days = 1
-    total = len(scopes)
-    for k in range(math.ceil(total / fit), total + 1):
+    for k in range(math.ceil(total / most), total + 1):
         n = math.ceil(total / k)
-        if n > fit:
+        if n > most or not fits(n):
             continue
         days = min(d_leader, cap // max(1, per_day[n]))
         if days < 1:
@@ -247,7 +318,11 @@ def first_cut(
 
 
 def full_block(
-    leader: Job | JobSpec, group: Group, cut: Cut, have: Mapping[date, Iterable[Scope]]
+    leader: Job | JobSpec,
+    group: Group,
+    cut: Cut,
+    have: Mapping[date, Iterable[Scope]],
+    sites: Sites = NO_SITES,
 ) -> Block:
     """The block: the cut's scopes over the consecutive days from the leader's on which every
     one of them has a job to claim (`have`: scopes with a claimable job, by day)."""
@@ -261,7 +336,7 @@ def full_block(
         if found is None or not wanted <= found[1]:
             break
         days.append(found[0])
-    return Block(group, tuple(sorted(cut.scopes, key=_order)), tuple(days))
+    return Block(group, tuple(sorted(cut.scopes, key=_order)), tuple(days), sites)
 
 
 def within_bounds(
@@ -290,14 +365,16 @@ def plan_exports(
     limits: Limits,
     line_length: LineLength,
     force: bool = False,
+    sites: Sites = NO_SITES,
 ) -> list[Block]:
-    """The exports a set of jobs would go out in, claimed in order (day, then scope)."""
+    """The exports a set of jobs would go out in, claimed in order (day, then scope);
+    `sites` is the account's site membership."""
     by_group: dict[Group, list[JobSpec]] = {}
     for spec in specs:
         by_group.setdefault(group_of(spec, force=force), []).append(spec)
     blocks: list[Block] = []
     for group, members in sorted(by_group.items()):
-        blocks += _plan_group(group, members, estimate_for(group), limits, line_length)
+        blocks += _plan_group(group, members, estimate_for(group), limits, line_length, sites)
     return blocks
 
 
@@ -328,6 +405,7 @@ def _plan_group(
     estimate: Estimate,
     limits: Limits,
     line_length: LineLength,
+    sites: Sites,
 ) -> list[Block]:
     order = sorted({(s.day, _order(s.scope), s.scope) for s in specs})
     left = _Remaining()
@@ -347,22 +425,27 @@ def _plan_group(
             estimate=estimate,
             limits=limits,
             line_length=line_length,
+            sites=sites,
         )
         have = {
             d: {s for s in cut.scopes if left.has(s, d)}
             for d in sorted({d for s in cut.scopes for d in left.by_scope[s] if d >= day})
         }
-        block = full_block(leader, group, cut, have)
+        block = full_block(leader, group, cut, have, sites)
         left.take(block)
         blocks.append(block)
     return blocks
 
 
-def halves(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]] | None:
-    """A failed export's jobs cut in two: by days while it spans several, then by scopes;
+def halves(
+    jobs: Sequence[Job], *, scopes_first: bool = False
+) -> tuple[list[Job], list[Job]] | None:
+    """A failed export's jobs cut in two: by days while it spans several, then by scopes
+    (`scopes_first`: by scopes while there are several, for a request line too long);
     None for a single scope-day, which cannot be cut."""
     days = sorted({j.day for j in jobs})
-    if len(days) > 1:
+    several_scopes = len({j.scope for j in jobs}) > 1
+    if len(days) > 1 and not (scopes_first and several_scopes):
         first = set(days[: math.ceil(len(days) / 2)])
         return [j for j in jobs if j.day in first], [j for j in jobs if j.day not in first]
     scopes = sorted({j.scope for j in jobs}, key=_order)
@@ -375,13 +458,14 @@ def halves(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]] | None:
     return None
 
 
-def block_of(jobs: Sequence[Job]) -> Block:
+def block_of(jobs: Sequence[Job], sites: Sites = NO_SITES) -> Block:
     """The block a claimed batch of jobs forms (their scopes and days)."""
     first = jobs[0]
     return Block(
         group_of(first),
         tuple(sorted({j.scope for j in jobs}, key=_order)),
         tuple(sorted({j.day for j in jobs})),
+        sites,
     )
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 import anyio
@@ -19,6 +20,7 @@ import structlog
 
 from ingest.domain import Scope, ScopeKind
 from ingest.errors import UsageError
+from ingest.planner import Sites
 from ingest.schedule import is_silent
 
 log = structlog.get_logger(__name__)
@@ -72,6 +74,20 @@ class Fleet:
     site_of: dict[str, str]  # every location id -> its site id
     uploads: dict[str, datetime | None] = field(default_factory=dict)  # every location id
     west_s: dict[str, int] = field(default_factory=dict)  # seconds behind UTC (last_timezone)
+
+    @cached_property
+    def sites(self) -> Sites:
+        """Each site's active locations and the site of every location, for the planner: an
+        export naming a site stands for its active locations as listed here."""
+        active: dict[str, set[str]] = {}
+        for loc in self.locations:
+            if (site := self.site_of.get(loc)) is not None:
+                active.setdefault(site, set()).add(loc)
+        return Sites({s: frozenset(locs) for s, locs in active.items()}, dict(self.site_of))
+
+    def holds(self, site: str, location: str) -> bool:
+        """Whether the location is an active location of the site, as listed."""
+        return location in self.sites.active.get(site, frozenset())
 
     def sites_of(self, locations: Sequence[str], *, active_only: bool = False) -> list[str]:
         wanted = set(locations) & set(self.locations) if active_only else set(locations)

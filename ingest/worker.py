@@ -165,13 +165,15 @@ async def _claim(
             if ids:
                 log.info("job.handed_back", job_ids=ids, reason="the claim's answer was lost")
             state.unsure = False
+        # the accounts' sites first: the listing may be asked of the vendor
+        packed = await packing(ctx, vendor, accounts)
         async with ctx.pool.acquire() as conn:
             jobs = await ledger.claim_batch(
                 conn,
                 vendor,
                 owner=ctx.owner,
                 lease_s=ctx.settings.job_lease_s,
-                packing=packing(ctx, vendor),
+                packing=packed,
                 only_ids=only_ids,
                 accounts=accounts,
             )

@@ -31,10 +31,11 @@ from ingest.jobspecs import (
     vidicenter_specs,
 )
 from ingest.ledger import reports
+from ingest.ledger.fleets import stored_fleet
 from ingest.ledger.jobs import Executor
 from ingest.pipeline import Context, limits_of, line_length_for
 from ingest.progress import BackfillResult, Progress, shown_while, summary
-from ingest.topology import resolve_scope
+from ingest.topology import fleet_from, resolve_scope
 from ingest.wiring import (
     Wired,
     hand_over_unassigned,
@@ -402,17 +403,37 @@ async def print_plan(args: argparse.Namespace, settings: Settings, registry: Reg
             seen = await ledger.rows_seen(
                 pool, same, scopes, around=first.day, account=first.account
             )
+        listing = await stored_fleet(pool, request.account)
     estimate = planner.estimator(dt, res, todo[0].params if todo else {}, seen)
     line = line_length_for(settings, registry)
+    sites = fleet_from(listing[0]).sites if listing else planner.NO_SITES
     blocks = planner.plan_exports(
         todo,
         estimate_for=lambda _group: estimate,
         limits=limits_of(settings),
         line_length=line,
         force=args.force,
+        sites=sites,
     )
-    print(_plan_text(specs, len(done), blocks, estimate, line, settings))
+    note = None
+    if dt.scope_kind is ScopeKind.location:
+        note = _sites_note(listing[1] if listing else None, len(sites.active))
+    print(_plan_text(specs, len(done), blocks, estimate, line, settings, note))
     return EXIT_OK
+
+
+def _sites_note(listed_at: datetime | None, sites: int) -> str:
+    """Where the sites a plan names come from."""
+    if listed_at is None:
+        return (
+            "no listing of the account's locations is stored yet: every location is listed"
+            " by id (`ingest run` or a backfill of the account stores one)"
+        )
+    when = listed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return (
+        "a site whose every active location is in an export is named (sites=) instead of its"
+        f" locations: {sites} site(s), as listed at {when} UTC"
+    )
 
 
 _SHOWN = 20  # exports listed one by one; the others are counted
@@ -425,6 +446,7 @@ def _plan_text(
     estimate: planner.Estimate,
     line: planner.LineLength,
     settings: Settings,
+    note: str | None = None,
 ) -> str:
     first = specs[0]
     scopes = len({s.scope for s in specs})
@@ -439,13 +461,18 @@ def _plan_text(
     )
     for block in blocks[:_SHOWN]:
         rows = sum(estimate(s) for s in block.scopes) * len(block.days)
+        named = block.sources.get("sites", []) if block.group.kind is ScopeKind.location else []
+        through = len(block.scopes) - len(block.sources.get("locations", []))
         lines.append(
             f"  {block.start} to {block.end - timedelta(days=1)}: {len(block.days)} day(s) x "
             f"{len(block.scopes)} {kind}(s), {block.jobs} job(s), about {rows:,} rows, "
             f"request line {line(block)} bytes"
+            + (f" ({len(named)} site(s) named for {through} location(s))" if named else "")
         )
     if len(blocks) > _SHOWN:
         lines.append(f"  ... and {len(blocks) - _SHOWN} more")
+    if note is not None:
+        lines.append(note)
     cost = planner.cost(blocks, calls_per_minute=settings.vidicenter_calls_per_minute)
     lines.append(
         f"at least {cost.calls} vendor call(s) (2 an export; more while a build is slow): "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,17 @@ async def load_fleet(
         max_age_s,
     )
     return None if text is None else list(json.loads(text))
+
+
+async def stored_fleet(
+    conn: Executor, account: str
+) -> tuple[list[dict[str, Any]], datetime] | None:
+    """The account's locations as last listed, however long ago, and when; None if never."""
+    row = await conn.fetchrow(
+        "SELECT locations::text AS locations, fetched_at FROM ingest.fleets WHERE account = $1",
+        account,
+    )
+    return None if row is None else (list(json.loads(row["locations"])), row["fetched_at"])
 
 
 async def save_fleet(conn: Executor, account: str, locations: Sequence[dict[str, Any]]) -> None:

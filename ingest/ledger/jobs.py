@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeAlias
 
@@ -18,7 +18,7 @@ from ingest.datatypes import REGISTRY, Registry
 from ingest.db import Connection
 from ingest.domain import Job, JobSpec, JobStatus, Scope, ScopeKind, Vendor
 from ingest.errors import LeaseLost
-from ingest.planner import Limits, LineLength
+from ingest.planner import NO_SITES, Limits, LineLength, Sites
 from ingest.policy import Action, Decision
 
 # Statements that need no transaction of their own run on a pool or a connection.
@@ -136,6 +136,7 @@ class Packing:
     limits: Limits
     line_length: LineLength  # the request line of a block's export
     registry: Registry = REGISTRY
+    sites: Mapping[str, Sites] = field(default_factory=dict)  # each account's, as listed
 
 
 async def claim_batch(
@@ -264,6 +265,7 @@ async def _packed(
             conn, same[:4], at_first_day, around=leader.day, account=leader.account
         )
     estimate = planner.estimator(dt, res, leader.params, seen)
+    sites = packing.sites.get(leader.account, NO_SITES)
     cut = planner.first_cut(
         leader,
         group,
@@ -272,13 +274,14 @@ async def _packed(
         estimate=estimate,
         limits=packing.limits,
         line_length=packing.line_length,
+        sites=sites,
     )
     end = _after(res, leader.day, cut.days)
     free = await _free_days(conn, same, cut.scopes, leader.day, end, ids)
     have: dict[date, set[Scope]] = {}
     for _, scope, day in free:
         have.setdefault(day, set()).add(scope)
-    block = planner.full_block(leader, group, cut, have)
+    block = planner.full_block(leader, group, cut, have, sites)
     wanted_days = set(block.days)
     wanted_scopes = set(block.scopes)
     return [i for i, scope, day in free if day in wanted_days and scope in wanted_scopes]

@@ -81,6 +81,13 @@ class SimConfig:
         default="",
         metadata=_help("comma-separated active locations that stopped uploading 30 days ago"),
     )
+    site_moves: str = field(
+        default="",
+        metadata=_help(
+            "comma-separated LOCATION:SITE pairs: locations moved to another site (the site's"
+            " exports, listings and sites= follow)"
+        ),
+    )
     poison: str = field(
         default="",
         metadata=_help("LOCATION_ID:YYYY-MM-DD whose first row gets a value of the wrong type"),
@@ -157,6 +164,18 @@ class SimConfig:
         _check(_valid_streams(self.angus_streams), "angus_streams", "a list of stream objects")
         stopped = [p.strip() for p in self.stopped_locations.split(",") if p.strip()]
         _check(all(p.isdigit() for p in stopped), "stopped_locations", "comma-separated ids")
+        moves = [p.strip().partition(":") for p in self.site_moves.split(",") if p.strip()]
+        _check(
+            all(a.isdigit() and sep and b.isdigit() for a, sep, b in moves),
+            "site_moves",
+            "comma-separated LOCATION:SITE pairs",
+        )
+
+    @property
+    def moved_locations(self) -> dict[int, int]:
+        """The locations moved to another site: location id -> site id."""
+        pairs = [p.strip().partition(":") for p in self.site_moves.split(",") if p.strip()]
+        return {int(a): int(b) for a, _, b in pairs}
 
     @property
     def stopped_location_ids(self) -> frozenset[int]:

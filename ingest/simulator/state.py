@@ -20,7 +20,9 @@ from ingest.simulator.topology import Topology, build_topology
 
 log = structlog.get_logger()
 
-TOPOLOGY_KNOBS = frozenset({"location_count", "site_count", "inactive_location_count"})
+TOPOLOGY_KNOBS = frozenset(
+    {"location_count", "site_count", "inactive_location_count", "site_moves"}
+)
 
 
 class SimState:
@@ -113,7 +115,12 @@ class SimState:
 
 
 def _topology(config: SimConfig) -> Topology:
-    return build_topology(config.location_count, config.site_count, config.inactive_location_count)
+    return build_topology(
+        config.location_count,
+        config.site_count,
+        config.inactive_location_count,
+        moves=config.moved_locations,
+    )
 
 
 STATE = web.AppKey("simulator_state", SimState)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 FIRST_LOCATION_ID = 1001
@@ -66,7 +67,13 @@ class Topology:
         return [loc for loc in self.locations if loc.site_id == site_id]
 
     def resolve_scope(self, sources: dict[str, str]) -> list[Location]:
-        """Locations named by the export's sources, each once; ValueError for unknown ids."""
+        """Locations named by the export's sources, each once; ValueError for unknown ids.
+
+        A site (`sites=`, or a site tag) stands for every location it holds when the
+        export's build starts, inactive ones included; the rows of a per-location type
+        name their `location_id` whatever the source, as the vendor's examples do (the
+        docs show `sites=` only with proof_of_play_by_site, whose rows name `site_id`).
+        """
         chosen: dict[int, Location] = {}
         for key in SCOPE_KEYS:
             if key not in sources:
@@ -103,22 +110,30 @@ def _parse_ids(key: str, text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def build_topology(location_count: int, site_count: int, inactive_count: int) -> Topology:
-    """Active locations in contiguous blocks per site, then the inactive ones in the last site."""
+def build_topology(
+    location_count: int,
+    site_count: int,
+    inactive_count: int,
+    *,
+    moves: Mapping[int, int] | None = None,
+) -> Topology:
+    """Active locations in contiguous blocks per site, then the inactive ones in the last site;
+    `moves` puts some locations in another site (location id -> site id)."""
     site_ids = [FIRST_SITE_ID + i for i in range(site_count)]
     sites_tz = {sid: SITE_TIMEZONES[i % len(SITE_TIMEZONES)] for i, sid in enumerate(site_ids)}
     locations = []
     for i in range(location_count + inactive_count):
         active = i < location_count
-        site_id = site_ids[i * site_count // location_count] if active else site_ids[-1]
         loc_id = FIRST_LOCATION_ID + i
+        site_id = site_ids[i * site_count // location_count] if active else site_ids[-1]
+        site_id = (moves or {}).get(loc_id, site_id)
         locations.append(
             Location(
                 id=loc_id,
                 site_id=site_id,
                 label=f"Screen {loc_id}",
                 active=active,
-                last_timezone=sites_tz[site_id],
+                last_timezone=sites_tz.get(site_id, 0),
                 expert=i % 3 != 2,
                 tag_ids=(301,) if loc_id % 2 else (302,),
             )

@@ -139,7 +139,8 @@ async def test_a_poisoned_row_costs_only_its_own_location_day(
         assert ran.code == 1, ran.explain()
         assert ran.out.startswith("17 done, 1 dead"), ran.out
         first_export = sim.starts()[0].query
-        assert len(first_export["locations"].split(",")) == 6  # one export of every location
+        # one export of every location: both sites hold all their active ones
+        assert first_export["sites"] == "501,502" and "locations" not in first_export
         assert (first_export["start"][:10], first_export["end"][:10]) == (
             "2024-03-01",
             "2024-03-04",
@@ -192,7 +193,8 @@ async def test_a_backfill_at_a_coarse_resolution_stores_one_row_per_location_and
             bucket.isoformat(),
             bucket_end.isoformat(),
         )
-        query = start.query | {"locations": ",".join(locations)}
+        query = {k: v for k, v in start.query.items() if k != "sites"}
+        query |= {"locations": ",".join(locations)}
         expected = [r | {"time_resolution": resolution} for r in vendor_rows(sim, query)]
     jobs = await pool.fetch("SELECT day, status, rows_loaded FROM ingest.jobs")
     assert [(j["day"], j["status"], j["rows_loaded"]) for j in jobs] == [(bucket, "done", 1)] * 6
@@ -217,7 +219,8 @@ async def test_the_service_packs_a_fleets_refresh_and_refreshes_today_at_every_t
         assert first.code == 0, first.explain()
         # yesterday and today of 50 locations: 100 jobs, one export
         (export,) = sim.starts()
-        assert len(export.query["locations"].split(",")) == 50
+        assert sim.asked_locations(export.query) == list(FLEET)
+        assert export.query["sites"] == "501,502"  # named: 1051 is inactive
         assert await job_counts(pool) == {"pending": 0, "running": 0, "done": 100, "dead": 0}
         before = await _finished_at(pool)
 
@@ -227,7 +230,7 @@ async def test_the_service_packs_a_fleets_refresh_and_refreshes_today_at_every_t
         assert second.code == 0, second.explain()
         (again,) = sim.starts()[1:]
         assert again.forced and again.query["start"][:10] == today.isoformat()
-        assert len(again.query["locations"].split(",")) == 50
+        assert again.query["sites"] == "501,502"
         assert_no_violations(sim)
     after = await _finished_at(pool)
     refreshed = {key for key in before if after[key] != before[key]}

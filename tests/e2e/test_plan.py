@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import asyncpg
 
 from ingest import ledger
 from ingest.domain import JobSpec, Scope, Vendor
+from ingest.ledger.fleets import save_fleet
 from tests.e2e.vidicenter_support import backfill_args, ingest_env, run_ingest
 
 FLEET = tuple(str(1001 + i) for i in range(1000))
@@ -28,8 +30,36 @@ async def test_plan_prints_the_exports_and_their_cost_and_calls_no_vendor(
     # a request line takes about 790 ids: two exports of 500 locations and 30 days
     assert lines[1].startswith("2 export(s)")
     assert lines[2].startswith("  2024-01-01 to 2024-01-30: 30 day(s) x 500 location(s)")
+    assert lines[4].startswith("no listing of the account's locations is stored yet")
     assert "at least 4 vendor call(s)" in ran.out
     assert await pool.fetchval("SELECT count(*) FROM ingest.jobs") == 0  # nothing enqueued
+
+
+async def test_plan_names_whole_sites_as_the_stored_listing_has_them(
+    db_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # the account's locations as a run or backfill stored them: 1000 in sites of 5 to 20
+    rng = random.Random(7)
+    listing, site = [], 501
+    while len(listing) < len(FLEET):
+        for _ in range(rng.randint(5, 20)):
+            if len(listing) < len(FLEET):
+                listing.append({"id": int(FLEET[len(listing)]), "site_id": site, "active": True})
+        site += 1
+    await save_fleet(pool, ACCOUNT, listing)
+    env = ingest_env(db_url, None, vidicenter_url=NOWHERE)
+    args = backfill_args("viewers", date(2024, 1, 1), date(2024, 1, 30), locations=FLEET)
+    ran = await run_ingest(env, *args, "--resolution", "1h", "--plan", cwd=tmp_path)
+    assert ran.code == 0, ran.explain()
+    lines = ran.out.splitlines()
+    # 82 site ids instead of 1000 location ids: one export of every location
+    assert lines[1].startswith("1 export(s)")
+    assert lines[2].startswith("  2024-01-01 to 2024-01-30: 30 day(s) x 1000 location(s)")
+    assert lines[2].endswith("bytes (82 site(s) named for 1000 location(s))"), lines[2]
+    line_bytes = int(lines[2].split("request line ")[1].split()[0])
+    assert line_bytes < 600
+    assert lines[3].startswith("a site whose every active location is in an export is named")
+    assert "at least 2 vendor call(s)" in ran.out
 
 
 async def test_plan_leaves_out_the_days_already_done(

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from ingest.simulator import STATE, RunningSimulator, SimConfig, SimState, create_app
 from ingest.simulator.exports import generate_rows
+from ingest.simulator.topology import SCOPE_KEYS
 from ingest.simulator.vidicenter import parse_export
 
 LOCATIONS = ("1001", "1002", "1003", "1004", "1005", "1006")
@@ -65,6 +66,8 @@ class Simulator:
 
     running: RunningSimulator
     calls: list[ExportCall] = field(default_factory=list)
+    # called with each export request's query before the simulator answers it
+    before_export: Callable[[Mapping[str, str]], None] | None = None
 
     @property
     def url(self) -> str:
@@ -83,24 +86,33 @@ class Simulator:
 
     def exported_days(self) -> Counter[tuple[str, str, str, str]]:
         """(data type, resolution, location, day) of every build started, with repeats: an
-        export counts once for each location and day it spans."""
+        export counts once for each active location and day it spans (a site named stands
+        for its locations as the simulator holds them now)."""
         seen: Counter[tuple[str, str, str, str]] = Counter()
         for call in self.starts():
             q = call.query
             first = date.fromisoformat(q["start"][:10])
             end = date.fromisoformat(q["end"][:10])
             days = [first + timedelta(days=i) for i in range((end - first).days)]
-            for location in q["locations"].split(","):
+            for location in self.asked_locations(q):
                 for day in days:
                     seen[(q["data_type"], q["time_resolution"], location, day.isoformat())] += 1
         return seen
+
+    def asked_locations(self, query: Mapping[str, str]) -> list[str]:
+        """The active locations an export's query stands for, listed or through their site."""
+        sources = {k: query[k] for k in SCOPE_KEYS if k in query}
+        return [str(loc.id) for loc in self.state.topology.resolve_scope(sources) if loc.active]
 
 
 def _recorder(sim: Simulator) -> Any:
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        exporting = request.path.rstrip("/") == "/api/v1/data"
+        if exporting and sim.before_export is not None:
+            sim.before_export(request.query)
         response = await handler(request)
-        if request.path.rstrip("/") == "/api/v1/data":
+        if exporting:
             state = None
             if isinstance(response, web.Response) and response.status == 200:
                 body = response.body if isinstance(response.body, bytes) else b""

@@ -8,16 +8,24 @@ from collections.abc import Sequence
 from ingest import ledger
 from ingest.db import Connection
 from ingest.domain import Job
-from ingest.planner import Limits
+from ingest.planner import Block, Limits, Sites
 from ingest.policy import Action, RetryPolicy, decide
 
 
-def packing(max_scopes: int = 1000, **limits: int) -> ledger.Packing:
-    """How a claim packs jobs: at most `max_scopes` locations, a short request line."""
+def packing(
+    max_scopes: int = 1000, *, sites: dict[str, Sites] | None = None, **limits: int
+) -> ledger.Packing:
+    """How a claim packs jobs: at most `max_scopes` locations, a short request line (each
+    location listed, or site named, costs 5 bytes); `sites` by account."""
     return ledger.Packing(
         limits=Limits(max_scopes=max_scopes, **limits),
-        line_length=lambda block: 100 + 5 * len(block.scopes),
+        line_length=_line_length,
+        sites=sites or {},
     )
+
+
+def _line_length(block: Block) -> int:
+    return 100 + 5 * sum(len(ids) for ids in block.sources.values())
 
 
 async def fail(

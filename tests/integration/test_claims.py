@@ -8,6 +8,7 @@ import asyncpg
 
 from ingest import ledger
 from ingest.domain import JobSpec, Scope, Vendor
+from ingest.planner import Sites
 
 from .ledger_support import packing
 
@@ -38,10 +39,35 @@ def fleet(
     ]
 
 
-async def claim(conn: asyncpg.Connection, owner: str = "a", **limits: int) -> list:
+async def claim(
+    conn: asyncpg.Connection, owner: str = "a", sites: Sites | None = None, **limits: int
+) -> list:
+    by_account = {ALICE: sites} if sites is not None else None
     return await ledger.claim_batch(
-        conn, Vendor.vidicenter, owner=owner, lease_s=60, packing=packing(**limits)
+        conn,
+        Vendor.vidicenter,
+        owner=owner,
+        lease_s=60,
+        packing=packing(sites=by_account, **limits),
     )
+
+
+async def test_a_claim_takes_more_locations_when_it_can_name_their_sites(
+    pool: asyncpg.Pool,
+) -> None:
+    # three sites of ten locations each; a line of 100 bytes + 5 per location or site listed
+    sites = Sites(
+        {str(501 + s): frozenset(str(1001 + 10 * s + i) for i in range(10)) for s in range(3)},
+        {str(1001 + i): str(501 + i // 10) for i in range(30)},
+    )
+    async with pool.acquire() as conn:
+        await ledger.enqueue_jobs(conn, fleet(30, 2), force=False)
+        listed = await claim(conn, max_line=200)  # 20 locations listed at most
+        assert len({j.scope for j in listed}) == 15  # 30 in two balanced exports
+        await conn.execute("DELETE FROM ingest.jobs")
+        await ledger.enqueue_jobs(conn, fleet(30, 2), force=False)
+        named = await claim(conn, sites=sites, max_line=200)
+    assert len(named) == 60  # every location and day: three sites named
 
 
 async def test_a_claim_packs_locations_and_consecutive_days_into_one_export(

@@ -128,7 +128,7 @@ async def test_a_made_up_type_is_backfilled_into_its_table_with_its_option_sent(
             Vendor.vidicenter,
             owner="test",
             lease_s=60,
-            packing=packing(ctx, Vendor.vidicenter),
+            packing=await packing(ctx, Vendor.vidicenter),
         )
     outcome = await work_batch(ctx, jobs)
 

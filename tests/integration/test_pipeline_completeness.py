@@ -29,7 +29,7 @@ class Uploads:
             {"id": int(k.strip("l")), "last_upload_timestamp": v} for k, v in last.items()
         ]
 
-    async def fleet(self) -> Fleet:
+    async def fleet(self, *, fresh: bool = False) -> Fleet:
         return fleet_from(self.listed)
 
 
@@ -100,7 +100,7 @@ async def test_days_older_than_the_silence_are_final_without_asking_for_uploads(
     pool: asyncpg.Pool,
 ) -> None:
     class NoUploads:
-        async def fleet(self) -> Fleet:
+        async def fleet(self, *, fresh: bool = False) -> Fleet:
             raise AssertionError("no need to ask")
 
     vendor = FinishedAtOnce({"period_start": f"{DAY} 10:00:00", "ots_count": 1})

@@ -67,7 +67,14 @@ def test_bad_angus_streams_option_is_a_usage_error() -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"fail_share": 1.5}, {"page_size": 0}, {"time_scale": 0.0}, {"next_page_style": "both"}],
+    [
+        {"fail_share": 1.5},
+        {"page_size": 0},
+        {"time_scale": 0.0},
+        {"next_page_style": "both"},
+        {"site_moves": "1002"},
+        {"site_moves": "1002:x"},
+    ],
 )
 def test_out_of_range_knob_is_refused(knobs: dict[str, object]) -> None:
     with pytest.raises(ValueError):

@@ -106,6 +106,34 @@ async def test_sources_resolve_to_their_locations(vendor: Vendor) -> None:
     assert await located(sites="501", locations="1006") == {1001, 1002, 1003, 1006}
 
 
+async def test_a_sites_export_of_a_per_location_type_is_its_locations_rows_inactive_included(
+    vendor: Vendor,
+) -> None:
+    # the docs give location_id on every row of a per-location type; sites= stands for every
+    # location the site holds, the inactive 1007 too (its periods are placeholders)
+    day = without("locations")
+    by_site = await vendor.rows(day, sites="502")
+    by_id = await vendor.rows(day, locations="1004,1005,1006,1007")
+    assert by_site == by_id
+    assert {row["location_id"] for row in by_site} == {1004, 1005, 1006, 1007}
+    inactive = [row for row in by_site if row["location_id"] == 1007]
+    assert inactive and all(row["watcher_count"] is None for row in inactive)
+
+
+async def test_a_moved_location_follows_its_new_site_in_listings_and_exports(
+    start: Start,
+) -> None:
+    vendor = await start(site_moves="1002:502")
+    listed = {loc["id"]: loc["site_id"] for loc in (await vendor.get("/api/v1/locations/")).json()}
+    assert (listed[1001], listed[1002], listed[1004]) == (501, 502, 502)
+    day = without("locations")
+    assert {r["location_id"] for r in await vendor.rows(day, sites="501")} == {1001, 1003}
+    # moved back at run time: an export started from then on follows
+    assert (await vendor.post("/_sim/config", {"site_moves": ""})).status == 200
+    later = day | {"end": "2024-03-04T12:00:00"}
+    assert {r["location_id"] for r in await vendor.rows(later, sites="501")} == {1001, 1002, 1003}
+
+
 async def test_proof_of_play_by_site_rows_carry_site_id(vendor: Vendor) -> None:
     rows = await vendor.rows(
         without("locations"), sites="501,502", data_type="proof_of_play_by_site"
