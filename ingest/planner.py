@@ -369,9 +369,16 @@ def plan_exports(
 ) -> list[Block]:
     """The exports a set of jobs would go out in, claimed in order (day, then scope);
     `sites` is the account's site membership."""
-    by_group: dict[Group, list[JobSpec]] = {}
+    # A backfill's jobs share one parameters object: grouped by it first, the parameters'
+    # canonical JSON is made once a group, not once a job (1.8 million times for a year of
+    # 5,000 screens)
+    by_params: dict[tuple[object, ...], list[JobSpec]] = {}
     for spec in specs:
-        by_group.setdefault(group_of(spec, force=force), []).append(spec)
+        key = (spec.vendor, spec.data_type, spec.time_resolution, id(spec.params))
+        by_params.setdefault((*key, spec.scope.kind, spec.account), []).append(spec)
+    by_group: dict[Group, list[JobSpec]] = {}
+    for members in by_params.values():
+        by_group.setdefault(group_of(members[0], force=force), []).extend(members)
     blocks: list[Block] = []
     for group, members in sorted(by_group.items()):
         blocks += _plan_group(group, members, estimate_for(group), limits, line_length, sites)
