@@ -267,10 +267,15 @@ async def test_the_vendors_limits_hold_while_two_backfills_work_36_jobs(
 # --- 3. killed and run again ----------------------------------------------------------
 
 
-async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Process]) -> None:
-    """Wait until a job is done while another's export runs at the vendor, between calls.
+async def _kill_moment(
+    pool: asyncpg.Pool, procs: list[asyncio.subprocess.Process], sim: Simulator
+) -> None:
+    """Wait until a job is done while another's export is still building at the vendor, no
+    call in flight.
 
-    One of the backfills may be over by then (its jobs all done); the other is at work.
+    The vendor's side is read from the simulator, which runs on this event loop: between
+    this check and the kill that follows it (with no await in between) it answers nobody,
+    so the export still building cannot be loaded before the kill lands.
     """
     async with asyncio.timeout(30):
         while True:
@@ -285,7 +290,8 @@ async def _kill_moment(pool: asyncpg.Pool, procs: list[asyncio.subprocess.Proces
                 """
             )
             assert row is not None
-            if row["done"] and row["out"] and not row["calling"]:
+            building = sim.state.exports.running(sim.state.now())
+            if row["done"] and row["out"] and not row["calling"] and building:
                 return
             assert any(p.returncode is None for p in procs), "both backfills ended before the kill"
             await asyncio.sleep(0.02)
@@ -297,16 +303,18 @@ async def test_a_backfill_killed_mid_multi_day_export_then_run_again_ends_with_e
 ) -> None:
     days = _days(DAY, LAST)
     types = [("viewers", "finest"), ("viewers", "1h")]
-    async with simulator(build_seconds=1.0) as sim:
+    # the raw export (5,184 rows) builds 2 s longer than the hourly one (432 rows): the
+    # hourly one is loaded while the raw one is still building, and the kill lands then
+    async with simulator(build_seconds=1.0, build_seconds_per_million_rows=400.0) as sim:
         env = ingest_env(db_url, sim, job_lease_s=5, vidicenter_poll_initial_s=0.4)
         commands = [backfill_args(n, DAY, LAST, resolution=r) for n, r in types]
         procs = [await start_ingest(env, *args, cwd=tmp_path) for args in commands]
-        await _kill_moment(pool, procs)
+        await _kill_moment(pool, procs, sim)
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
         codes = [(await finish(proc)).code for proc in procs]
-        # killed, or over before the kill with every job done
+        # killed, or over before the kill with every job done (the hourly one)
         assert -9 in codes and set(codes) <= {-9, 0}, codes
         out_at_kill = {
             r["export_query"]
