@@ -12,7 +12,7 @@ Prints, for the same rows in the same run:
   the run through /proc/self/clear_refs), against the payload's size.
 
 The simulator runs in a subprocess so that its memory and CPU are not counted.
-Usage: python bench/finest_viewers.py [--rows 200000] [--rounds 7] [--database-url URL]
+Usage: python bench/finest_viewers.py [--rows 200000] [--rounds 9] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def reset_peak() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     configure_logging(level="warning")
@@ -249,7 +249,7 @@ async def measure(database_url: str, port: int, rounds: int) -> None:
     )
     print(
         f"pipeline / ceiling: {statistics.median(ratios):.2f} "
-        f"(median of the rounds' ratios; {spread(ratios)})"
+        f"(median of the rounds' ratios: {' '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(
         f"re-ingest of the same day (the old slice deleted first): {reingest_s:.2f} s, "
