@@ -3,12 +3,16 @@
 Prints, for the same rows in the same run:
 - the pipeline's speed (download to a spooled file, decode, normalize, COPY into the
   table's slice, mark the job done, commit), in rows per second;
-- the ceiling: a plain COPY of the same normalized rows into the same table;
+- the ceiling: a plain COPY of the same normalized rows (built beforehand, in memory) into
+  the same table, emptied beforehand as it is for the pipeline, committed;
+- their ratio, the figure to watch: the median over `--rounds` rounds, each round timing
+  the pipeline and the ceiling back to back (in alternating order), so that both see the
+  same load on a machine shared with other work; a warm-up round of each is not counted;
 - the peak resident memory of this process while the pipeline runs (VmHWM, reset before
   the run through /proc/self/clear_refs), against the payload's size.
 
 The simulator runs in a subprocess so that its memory and CPU are not counted.
-Usage: python bench/finest_viewers.py [--rows 200000] [--database-url URL]
+Usage: python bench/finest_viewers.py [--rows 200000] [--rounds 9] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import base64
 import gc
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -63,6 +68,7 @@ def reset_peak() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     configure_logging(level="warning")
@@ -85,13 +91,13 @@ def main() -> None:
         env={k: v for k, v in os.environ.items() if not k.startswith("INGEST_")},
     )
     try:
-        asyncio.run(measure(args.database_url, port))
+        asyncio.run(measure(args.database_url, port, max(1, args.rounds)))
     finally:
         sim.terminate()
         sim.wait(timeout=10)
 
 
-async def measure(database_url: str, port: int) -> None:
+async def measure(database_url: str, port: int, rounds: int) -> None:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(database_url)
     await admin.execute(f"CREATE DATABASE {name}")
@@ -171,7 +177,7 @@ async def measure(database_url: str, port: int) -> None:
                 assert outcome.done == 1 and outcome.rows == rows, outcome
                 return elapsed
 
-            pipeline_s = min([await pipeline_once() for _ in range(3)])
+            await pipeline_once()  # warm-up: decoders built, statements prepared
             reingest_s = await pipeline_once(fresh=False)
 
             gc.collect()
@@ -195,42 +201,69 @@ async def measure(database_url: str, port: int) -> None:
                     for r in chunk.rows.records
                 ]
             columns = list(table.column_names)
-            copy_times = []
-            for _ in range(3):
-                async with pool.acquire() as conn, conn.transaction():
+
+            async def ceiling_once() -> float:
+                async with pool.acquire() as conn:
+                    # emptied as for the pipeline: a first load into an empty table
                     await conn.execute("TRUNCATE vidicenter.viewers_finest")
                     started = time.perf_counter()
-                    await conn.copy_records_to_table(
-                        "viewers_finest",
-                        schema_name="vidicenter",
-                        records=records,
-                        columns=columns,
-                    )
-                copy_times.append(time.perf_counter() - started)
-            copy_s = min(copy_times)
+                    async with conn.transaction():
+                        await conn.copy_records_to_table(
+                            "viewers_finest",
+                            schema_name="vidicenter",
+                            records=records,
+                            columns=columns,
+                        )
+                    return time.perf_counter() - started
+
+            await ceiling_once()  # warm-up
+            pipeline_times: list[float] = []
+            copy_times: list[float] = []
+            cpu_times: list[float] = []
+            for i in range(rounds):
+                # back to back, in alternating order: both see the same load
+                if i % 2:
+                    copy_times.append(await ceiling_once())
+                cpu = time.process_time()
+                pipeline_times.append(await pipeline_once())
+                cpu_times.append(time.process_time() - cpu)
+                if not i % 2:
+                    copy_times.append(await ceiling_once())
         await pool.close()
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()
 
-    print(f"rows: {rows}, payload: {payload_bytes / 1e6:.1f} MB")
+    ratios = [c / p for c, p in zip(copy_times, pipeline_times, strict=True)]
+    pipeline_s = statistics.median(pipeline_times)
+    copy_s = statistics.median(copy_times)
+    print(f"rows: {rows}, payload: {payload_bytes / 1e6:.1f} MB, rounds: {rounds}")
     print(
-        f"pipeline (download, parse, normalize, load, commit): {pipeline_s:.2f} s, "
-        f"{rows / pipeline_s:,.0f} rows/s"
+        f"pipeline (download, parse, normalize, load, commit): median {pipeline_s:.2f} s "
+        f"({spread(pipeline_times)}), {rows / pipeline_s:,.0f} rows/s; "
+        f"CPU of this process {statistics.median(cpu_times):.2f} s"
+    )
+    print(
+        f"ceiling (plain COPY of the normalized rows): median {copy_s:.2f} s "
+        f"({spread(copy_times)}), {rows / copy_s:,.0f} rows/s"
+    )
+    print(
+        f"pipeline / ceiling: {statistics.median(ratios):.2f} "
+        f"(median of the rounds' ratios: {' '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(
         f"re-ingest of the same day (the old slice deleted first): {reingest_s:.2f} s, "
         f"{rows / reingest_s:,.0f} rows/s"
     )
     print(
-        f"ceiling (plain COPY of the normalized rows): {copy_s:.2f} s, {rows / copy_s:,.0f} rows/s"
-    )
-    print(f"pipeline / ceiling: {copy_s / pipeline_s:.0%}")
-    print(
         f"peak RSS of the process during the pipeline (VmHWM): {peak:.0f} MB, "
         f"{peak - before:.0f} MB over its {before:.0f} MB before "
         f"({(peak - before) * 1e6 / payload_bytes:.2f}x the payload)"
     )
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} to {max(values):.2f}"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import io
 import os
 import tempfile
 from collections.abc import AsyncIterable, Iterator, Mapping
-from typing import IO, Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -29,9 +29,19 @@ SLICE = 8 << 20  # bytes of rows handed out at a time
 HEAD = 1 << 16  # bytes read to find the keys before `data`
 MAX_ROW = 64 << 20  # a single row larger than this is not a row of this API
 _WS = b" \t\r\n"
+_OPEN, _CLOSE = ord("["), ord("]")
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _ANY = msgspec.json.Decoder()
+
+
+class Spool(Protocol):
+    """A file an answer is read from: a spooled temporary file, or bytes in memory."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readinto(self, buffer: memoryview, /) -> int: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def close(self) -> None: ...
 
 
 class ExportAnswer(Mapping[str, Any]):
@@ -43,7 +53,7 @@ class ExportAnswer(Mapping[str, Any]):
     """
 
     def __init__(
-        self, keys: dict[str, Any], file: IO[bytes] | None = None, data_at: int | None = None
+        self, keys: dict[str, Any], file: Spool | None = None, data_at: int | None = None
     ) -> None:
         self._keys = keys
         self._file = file
@@ -97,7 +107,7 @@ class ExportAnswer(Mapping[str, Any]):
 
 async def spool(chunks: AsyncIterable[bytes]) -> ExportAnswer:
     """Read a body to a temporary file (kept in memory while small), then open it."""
-    file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SMALL)  # noqa: SIM115
+    file = tempfile.SpooledTemporaryFile(max_size=SMALL)  # noqa: SIM115
     try:
         async for chunk in chunks:
             file.write(chunk)
@@ -108,7 +118,7 @@ async def spool(chunks: AsyncIterable[bytes]) -> ExportAnswer:
         raise
 
 
-def open_answer(file: IO[bytes]) -> ExportAnswer:
+def open_answer(file: Spool) -> ExportAnswer:
     """The answer held in `file` (read from its start): small ones are decoded whole; of a
     large one, only the keys before `data` are read now. BodyUnreadable if it is not JSON."""
     size = file.seek(0, os.SEEK_END)
@@ -191,74 +201,90 @@ def _ends_whole(end: bytes) -> bool:
     return False
 
 
-def _slices(file: IO[bytes], slice_bytes: int) -> Iterator[bytes | bytearray]:
+def _slices(file: Spool, slice_bytes: int) -> Iterator[bytes | bytearray]:
     rest = b""
     marker: bytes | None = None
     while True:
-        block = file.read(slice_bytes)
-        if not block:
+        # `[`, the start of a row left over, then a block read straight in after it: the
+        # slice is made in place, without copying its rows again
+        lead = 1 + len(rest)
+        buf = bytearray(lead + slice_bytes)
+        buf[0] = _OPEN
+        buf[1:lead] = rest
+        got = file.readinto(memoryview(buf)[lead:])
+        if not got:
             break
-        buf = rest + block if rest else block
+        del buf[lead + got :]
         if marker is None:
-            marker = _row_marker(buf)
+            marker = _row_marker(buf, 1)
             if marker is None:
                 if len(buf) > MAX_ROW:
                     raise BodyUnreadable("the export's data: no row found in its first bytes")
-                rest = buf
+                rest = bytes(memoryview(buf)[1:])
                 continue
-        cut = _cut(buf, marker)
+        cut = _cut(buf, 1, marker)
         if cut is None:
             if len(buf) > MAX_ROW:
                 raise BodyUnreadable("the export's data: a row larger than any of this API")
-            rest = buf
+            rest = bytes(memoryview(buf)[1:])
             continue
         end, start = cut
-        rest = buf[start:]
-        out = bytearray(b"[")  # one copy of the rows, not three
-        out += memoryview(buf)[:end]
-        out += b"]"
-        yield out
+        rest = bytes(memoryview(buf)[start:])
+        buf[end] = _CLOSE  # the comma after the last whole row
+        del buf[end + 1 :]
+        yield buf
     rows, _tail = _last_rows(rest)
     if rows.strip(_WS):
         yield b"[" + rows + b"]"
 
 
-def _row_marker(buf: bytes) -> bytes | None:
-    """The bytes every row starts with: its `{` up to the end of its first key."""
-    start = len(buf) - len(buf.lstrip(_WS))
+def _row_marker(buf: bytes | bytearray, first: int) -> bytes | None:
+    """The bytes every row starts with: its `{` up to the end of its first key (the first
+    row starts at `first`, after whitespace)."""
+    start = first
+    while start < len(buf) and buf[start] in _WS:
+        start += 1
     if buf[start : start + 1] != b"{":
         return None
     quote = buf.find(b'"', start)
     end = buf.find(b'"', quote + 1)
     if quote < 0 or end < 0 or buf[start + 1 : quote].strip(_WS):
         return None
-    return buf[start : end + 1]
+    return bytes(buf[start : end + 1])
 
 
-def _cut(buf: bytes, marker: bytes) -> tuple[int, int] | None:
-    """Where the whole rows of `buf` end (the comma after them left out) and where the last
-    row that starts in `buf` starts; None when `buf` holds no whole row."""
+def _cut(buf: bytes | bytearray, first: int, marker: bytes) -> tuple[int, int] | None:
+    """Where the whole rows of `buf` (from `first` on) end, at the comma after them, and
+    where the last row that starts in `buf` starts; None when `buf` holds no whole row."""
     end = len(buf)
     for _ in range(16):
-        at = buf.rfind(marker, 1, end)
+        at = buf.rfind(marker, first + 1, end)
         if at < 0:
             return None
         comma = at - 1
-        while comma > 0 and buf[comma] in _WS:
+        while comma > first and buf[comma] in _WS:
             comma -= 1
-        if buf[comma] == ord(",") and _whole(buf, comma):
+        if buf[comma] == ord(",") and _whole(buf, first, comma):
             return comma, at
         end = at
     return None
 
 
-def _whole(buf: bytes, end: int) -> bool:
-    """Whether `buf[:end]` is whole rows. A cut inside a row leaves its braces unbalanced
-    (braces inside strings may unbalance them too: then a parse decides)."""
-    if buf.count(b"{", 0, end) == buf.count(b"}", 0, end):
+def _whole(buf: bytes | bytearray, first: int, end: int) -> bool:
+    """Whether `buf[first:end]` is whole rows, `end` being the comma before a row marker.
+
+    Outside an array, a comma is followed by a key, never by `{`: so without a `[` there
+    is no array for the comma to be inside of, and the cut is between two rows (one
+    memchr, where counting braces reads every byte). With one, a cut inside a row leaves
+    its braces unbalanced (braces inside strings may unbalance them too: then a parse
+    decides).
+    """
+    if buf.find(b"[", first, end) < 0:
+        return True
+    if buf.count(b"{", first, end) == buf.count(b"}", first, end):
         return True
     try:
-        _RAW_LIST.decode(b"[" + buf[:end] + b"]")
+        _RAW_LIST.decode(b"[" + buf[first:end] + b"]")
     except msgspec.DecodeError:
         return False
     return True

@@ -62,6 +62,23 @@ def test_strings_with_braces_and_nested_lists_do_not_cut_a_row() -> None:
     assert read_rows(answer, 700) == data
 
 
+def test_a_nested_list_of_objects_keyed_as_the_rows_does_not_cut_a_row() -> None:
+    # `, {"location_id"` inside a row: only the list around it tells it from a row's start
+    children = [{"location_id": 1}, {"location_id": 2, "ids": [3]}, {"location_id": 4}]
+    data = rows(400, children=children)
+    answer = body.open_answer(io.BytesIO(padded({"state": "finished", "data": data})))
+    for slice_bytes in (150, 333, 1000):
+        assert read_rows(answer, slice_bytes) == data
+
+
+def test_each_slice_is_its_own_array_of_rows() -> None:
+    data = rows(2000)
+    answer = body.open_answer(io.BytesIO(padded({"state": "finished", "data": data})))
+    slices = list(answer.row_slices(3000))
+    assert all(s[:1] == b"[" and s[-1:] == b"]" for s in slices)
+    assert [r for s in slices for r in msgspec.json.decode(s)] == data
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     data=st.lists(
