@@ -2,19 +2,26 @@
 
 Every poll is a call taken from the account's 50 a minute. An export costs at least two
 calls (start, then the finished answer); polling one that is not ready costs a third. So
-the first poll is put just after the build is expected to end, from the builds seen in
-this process, scaled by the export's size (its expected rows). Until a build of any kind
-has been seen, one export polls on a growing schedule (the probe) while the others wait for
-what it learns.
+the first poll is put just after the build is expected to end, from the builds seen for
+the account, scaled by the export's size (its expected rows). The builds seen come from
+the database when the process starts (`seed`: other processes' and earlier runs') and
+each new one is handed to `on_observe` to be kept there.
+
+Until a build of any kind has been seen, one export polls on a growing schedule (the
+probe) while the others wait for what it learns.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 
 import anyio
+import structlog
+
+log = structlog.get_logger(__name__)
 
 MARGIN = 1.15  # the first poll comes this much after the expected end of the build ...
 SLACK_S = 0.5  # ... plus this
@@ -23,19 +30,36 @@ SLACK_S = 0.5  # ... plus this
 BETWEEN = 0.75
 SETTLE = 0.98  # a build that was ready at the first poll: expect a little less next time
 KEPT = 16  # builds remembered per kind of export
+SAVE_TIMEOUT_S = 5.0  # keeping a build seen never holds up its export longer than this
 
 
 @dataclass(frozen=True)
 class Seen:
+    kind: str  # data type and resolution (`viewers:1h`)
     rows: int  # the export's expected rows
     seconds: float  # its build time, as well as the polls tell it
 
 
 class BuildTimes:
-    """The build times seen in this process, to predict the next ones."""
+    """The build times seen for one account, to predict the next ones.
 
-    def __init__(self) -> None:
+    `seed`: builds seen before (oldest first), by this process or others. `on_observe`:
+    awaited with each build this process sees, to keep it (its failure is logged, not
+    raised: it costs only a probe later).
+    """
+
+    def __init__(
+        self,
+        seed: Iterable[Seen] = (),
+        on_observe: Callable[[Seen], Awaitable[None]] | None = None,
+        *,
+        save_timeout_s: float = SAVE_TIMEOUT_S,
+    ) -> None:
         self._seen: dict[str, deque[Seen]] = {}
+        for seen in seed:
+            self._keep(seen)
+        self._on_observe = on_observe
+        self._save_timeout_s = save_timeout_s
         self._probing = 0
         self._learned: anyio.Event | None = None
 
@@ -54,16 +78,30 @@ class BuildTimes:
             return _fit(seen, rows)
         return nearest.seconds * math.sqrt(ratio)  # one size seen: scale cautiously
 
-    def observe(self, kind: str, rows: int, *, ready_after: float, not_ready_at: float) -> None:
+    async def observe(
+        self, kind: str, rows: int, *, ready_after: float, not_ready_at: float
+    ) -> Seen:
         """A build ended between `not_ready_at` (0: the first poll found it ready) and
-        `ready_after` seconds from its start."""
+        `ready_after` seconds from its start; returns what is kept of it."""
         if not_ready_at > 0:
             seconds = not_ready_at + BETWEEN * (ready_after - not_ready_at)
         else:
             predicted = self.predict(kind, rows)
             seconds = ready_after if predicted is None else min(ready_after, predicted * SETTLE)
-        self._seen.setdefault(kind, deque(maxlen=KEPT)).append(Seen(max(1, rows), seconds))
+        seen = Seen(kind, max(1, rows), seconds)
+        self._keep(seen)
         self._wake()
+        if self._on_observe is not None:
+            try:
+                with anyio.fail_after(self._save_timeout_s):
+                    await self._on_observe(seen)
+            except Exception as error:  # kept in this process all the same
+                log.warning("build_times.not_kept", error=f"{type(error).__name__}: {error}")
+        return seen
+
+    def _keep(self, seen: Seen) -> None:
+        seen = replace(seen, rows=max(1, seen.rows))
+        self._seen.setdefault(seen.kind, deque(maxlen=KEPT)).append(seen)
 
     def _wake(self) -> None:
         if self._learned is not None:

@@ -123,6 +123,7 @@ class VidiCenterClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_poll_wait: Callable[[float], None] | None = None,
+        builds: BuildTimes | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "https" and not is_loopback(parts.hostname):
@@ -144,7 +145,8 @@ class VidiCenterClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._on_poll_wait = on_poll_wait
-        self._builds = BuildTimes()
+        # the account's build times: seeded from, and kept in, the database by the caller
+        self._builds = builds or BuildTimes()
         # how long a request whose answer was lost may still be taken by the vendor: its
         # timeout, then as long again (and a second) as the call budget holds its place
         timeout_s = session.timeout.total or 300.0
@@ -272,11 +274,12 @@ class VidiCenterClient:
                         await on_started()
                     announced = True
                     state = _state_seen(answer, rebuild)
+                    if state == "finished":
+                        await poll.finished(asked_at)
                 except BaseException:
                     answer.close()
                     raise
                 if state == "finished":
-                    poll.finished(asked_at)
                     return answer
                 answer.close()
                 await poll.wait(state, asked_at)
@@ -325,9 +328,9 @@ class _Polls:
         self.cold_wait = client._poll_initial_s
         self.probe = False
 
-    def finished(self, asked_at: float) -> None:
+    async def finished(self, asked_at: float) -> None:
         if self.started_at is not None:
-            self.client._builds.observe(
+            await self.client._builds.observe(
                 self.kind,
                 self.rows,
                 ready_after=asked_at - self.started_at,

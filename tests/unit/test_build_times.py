@@ -2,47 +2,47 @@
 
 import anyio
 
-from ingest.vendors.builds import BuildTimes, first_poll_after
+from ingest.vendors.builds import BuildTimes, Seen, first_poll_after
 
 
 def test_nothing_is_predicted_before_a_build_is_seen() -> None:
     assert BuildTimes().predict("viewers:1h", 1000) is None
 
 
-def test_a_build_seen_between_two_polls_is_taken_late_in_between_so_the_next_poll_covers_it() -> (
-    None
-):
+async def test_a_build_seen_between_two_polls_is_taken_late_so_the_next_poll_covers_it() -> None:
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=24.0, ready_after=48.0)  # a doubling probe
+    await builds.observe(
+        "viewers:1h", 1000, not_ready_at=24.0, ready_after=48.0
+    )  # a doubling probe
     predicted = builds.predict("viewers:1h", 1000)
     assert predicted == 42.0
     assert first_poll_after(predicted) >= 48.0  # a build as long as the probe could tell
 
 
-def test_an_export_of_another_size_is_scaled() -> None:
+async def test_an_export_of_another_size_is_scaled() -> None:
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
+    await builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
     assert builds.predict("viewers:1h", 1200) == 12.0  # close in size: in proportion
-    builds.observe("viewers:1h", 100_000, not_ready_at=100.0, ready_after=120.0)
+    await builds.observe("viewers:1h", 100_000, not_ready_at=100.0, ready_after=120.0)
     # two sizes seen: a line through them (a fixed part and a part per row)
     assert 10.0 < builds.predict("viewers:1h", 50_000) < 110.0  # type: ignore[operator]
 
 
-def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
+async def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
     builds = BuildTimes()
-    builds.observe("ots:1h", 500, not_ready_at=8.5, ready_after=10.5)
+    await builds.observe("ots:1h", 500, not_ready_at=8.5, ready_after=10.5)
     predicted = builds.predict("ots:1h", 500)
     assert predicted is not None
-    builds.observe("ots:1h", 500, not_ready_at=0.0, ready_after=first_poll_after(predicted))
+    await builds.observe("ots:1h", 500, not_ready_at=0.0, ready_after=first_poll_after(predicted))
     after = builds.predict("ots:1h", 500)
     assert after is not None and 0.9 * predicted <= after <= predicted
 
 
-def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> None:
+async def test_another_kind_of_export_borrows_the_builds_seen_until_its_own_are() -> None:
     builds = BuildTimes()
-    builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
+    await builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
     assert builds.predict("footfall:1h", 1000) == 10.0
-    builds.observe("footfall:1h", 1000, not_ready_at=28.5, ready_after=30.5)
+    await builds.observe("footfall:1h", 1000, not_ready_at=28.5, ready_after=30.5)
     assert builds.predict("footfall:1h", 1000) == 30.0
 
 
@@ -61,3 +61,35 @@ async def test_exports_waiting_for_the_probe_wake_when_it_ends_without_a_build()
             await anyio.wait_all_tasks_blocked()
             builds.end_probe()  # its export failed: no build seen
     assert woken == [False]  # the waiter is free to probe in turn
+
+
+def test_builds_seen_before_predict_from_the_start() -> None:
+    builds = BuildTimes([Seen("viewers:1h", 1000, 20.0), Seen("ots:1h", 1000, 30.0)])
+    assert builds.predict("viewers:1h", 1000) == 20.0
+    assert builds.predict("ots:1h", 1000) == 30.0
+    assert builds.predict("footfall:1h", 1000) is not None  # borrowed from another kind
+
+
+async def test_each_build_seen_is_handed_on_to_be_kept() -> None:
+    handed: list[Seen] = []
+
+    async def keep(seen: Seen) -> None:
+        handed.append(seen)
+
+    builds = BuildTimes(on_observe=keep)
+    seen = await builds.observe("viewers:1h", 1000, not_ready_at=24.0, ready_after=48.0)
+    assert handed == [seen] == [Seen("viewers:1h", 1000, 42.0)]
+
+
+async def test_a_build_that_cannot_be_kept_is_still_used() -> None:
+    async def broken(_seen: Seen) -> None:
+        raise OSError("the database is away")
+
+    async def stuck(_seen: Seen) -> None:
+        await anyio.sleep(3600)
+
+    for keep in (broken, stuck):
+        builds = BuildTimes(on_observe=keep, save_timeout_s=0.05)
+        with anyio.fail_after(10):
+            await builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
+        assert builds.predict("viewers:1h", 1000) == 10.0
