@@ -56,6 +56,7 @@ class BuildTimes:
         save_timeout_s: float = SAVE_TIMEOUT_S,
     ) -> None:
         self._seen: dict[str, deque[Seen]] = {}
+        self._recent: deque[Seen] = deque(maxlen=4 * KEPT)  # every kind's, in order
         for seen in seed:
             self._keep(seen)
         self._on_observe = on_observe
@@ -64,19 +65,26 @@ class BuildTimes:
         self._learned: anyio.Event | None = None
 
     def predict(self, kind: str, rows: int) -> float | None:
-        """Expected build seconds of an export of `kind` and `rows`; None before any."""
-        seen = list(self._seen.get(kind, ())) or [s for q in self._seen.values() for s in q]
+        """Expected build seconds of an export of `kind` and `rows`; None before any.
+
+        From the newest build of about that size (of its own kind, else of any kind), in
+        proportion to the size. Further off in size: on a line through the builds of
+        several sizes; with one size seen, by the square root of the ratio.
+        """
+        own = list(self._seen.get(kind, ()))
+        seen = own or list(self._recent)
         if not seen:
             return None
         rows = max(1, rows)
-        nearest = min(seen, key=lambda s: abs(math.log(rows / max(1, s.rows))))
-        ratio = rows / max(1, nearest.rows)
-        if 2 / 3 <= ratio <= 1.5:
-            return nearest.seconds * ratio
-        sizes = {s.rows for s in seen}
-        if len(sizes) >= 2:
-            return _fit(seen, rows)
-        return nearest.seconds * math.sqrt(ratio)  # one size seen: scale cautiously
+        close = [s for s in seen if 2 / 3 <= rows / s.rows <= 1.5]
+        if close:
+            newest = close[-1]
+            return newest.seconds * rows / newest.rows
+        # the nearest in size, the newest of equals
+        nearest = min(reversed(seen), key=lambda s: abs(math.log(rows / s.rows)))
+        if _sizes(seen) >= 2:
+            return _fit(seen)(rows)
+        return nearest.seconds * math.sqrt(rows / nearest.rows)  # cautiously
 
     async def observe(
         self, kind: str, rows: int, *, ready_after: float, not_ready_at: float
@@ -102,6 +110,7 @@ class BuildTimes:
     def _keep(self, seen: Seen) -> None:
         seen = replace(seen, rows=max(1, seen.rows))
         self._seen.setdefault(seen.kind, deque(maxlen=KEPT)).append(seen)
+        self._recent.append(seen)
 
     def _wake(self) -> None:
         if self._learned is not None:
@@ -129,15 +138,19 @@ class BuildTimes:
             await learned.wait()
 
 
-def _fit(seen: list[Seen], rows: int) -> float:
-    """Least squares of seconds = a + b * rows, with a, b >= 0."""
+def _sizes(seen: list[Seen]) -> int:
+    return len({s.rows for s in seen})
+
+
+def _fit(seen: list[Seen]) -> Callable[[int], float]:
+    """The least-squares line seconds = a + b * rows, with a, b >= 0 (two sizes at least)."""
     n = len(seen)
     mean_r = sum(s.rows for s in seen) / n
     mean_t = sum(s.seconds for s in seen) / n
     var = sum((s.rows - mean_r) ** 2 for s in seen)
     b = max(0.0, sum((s.rows - mean_r) * (s.seconds - mean_t) for s in seen) / var)
     a = max(0.0, mean_t - b * mean_r)
-    return a + b * rows
+    return lambda rows: a + b * rows
 
 
 def first_poll_after(predicted: float) -> float:

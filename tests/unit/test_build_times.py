@@ -64,10 +64,17 @@ async def test_exports_waiting_for_the_probe_wake_when_it_ends_without_a_build()
 
 
 def test_builds_seen_before_predict_from_the_start() -> None:
-    builds = BuildTimes([Seen("viewers:1h", 1000, 20.0), Seen("ots:1h", 1000, 30.0)])
-    assert builds.predict("viewers:1h", 1000) == 20.0
-    assert builds.predict("ots:1h", 1000) == 30.0
-    assert builds.predict("footfall:1h", 1000) is not None  # borrowed from another kind
+    seed = [Seen("viewers:1h", 1000, 30.0), Seen("viewers:1h", 1000, 20.0)]
+    builds = BuildTimes(seed)
+    assert builds.predict("viewers:1h", 1000) == 20.0  # the newest of one size
+    assert builds.predict("ots:1h", 1000) == 20.0  # borrowed by another kind
+
+
+async def test_the_newest_build_of_a_size_sets_the_next_prediction() -> None:
+    builds = BuildTimes([Seen("ots:1h", 1000, 10.0)])
+    # slower now: the first poll, at 12 s, found it building, the next one ready
+    await builds.observe("ots:1h", 1010, not_ready_at=12.0, ready_after=20.0)
+    assert builds.predict("ots:1h", 1010) == 18.0
 
 
 async def test_each_build_seen_is_handed_on_to_be_kept() -> None:
