@@ -14,6 +14,7 @@ probe) while the others wait for what it learns.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -68,8 +69,10 @@ class BuildTimes:
         """Expected build seconds of an export of `kind` and `rows`; None before any.
 
         From the newest build of about that size (of its own kind, else of any kind), in
-        proportion to the size. Further off in size: on a line through the builds of
-        several sizes; with one size seen, by the square root of the ratio.
+        proportion to the size. Further off in size: from the nearest build, by how build
+        times grow with size on a line through builds of several sizes (its kind's, else
+        the other kinds': they share the shape, each at its own level); with one size
+        seen, by the square root of the ratio.
         """
         own = list(self._seen.get(kind, ()))
         seen = own or list(self._recent)
@@ -82,8 +85,10 @@ class BuildTimes:
             return newest.seconds * rows / newest.rows
         # the nearest in size, the newest of equals
         nearest = min(reversed(seen), key=lambda s: abs(math.log(rows / s.rows)))
-        if _sizes(seen) >= 2:
-            return _fit(seen)(rows)
+        spans = [own] if _sizes(own) >= 2 else [list(q) for q in self._seen.values()]
+        ratios = [r for r in (_ratio(q, rows, nearest.rows) for q in spans) if r is not None]
+        if ratios:
+            return nearest.seconds * statistics.median(ratios)
         return nearest.seconds * math.sqrt(rows / nearest.rows)  # cautiously
 
     async def observe(
@@ -140,6 +145,15 @@ class BuildTimes:
 
 def _sizes(seen: list[Seen]) -> int:
     return len({s.rows for s in seen})
+
+
+def _ratio(seen: list[Seen], rows: int, other: int) -> float | None:
+    """How much longer a build of `rows` takes than one of `other` rows, on the line through
+    `seen`; None unless `seen` spans two sizes."""
+    if _sizes(seen) < 2:
+        return None
+    line = _fit(seen)
+    return line(rows) / line(other) if line(other) > 0 else None
 
 
 def _fit(seen: list[Seen]) -> Callable[[int], float]:

@@ -1,6 +1,7 @@
 """Predicting an export's build time from the builds seen, to put the first poll after it."""
 
 import anyio
+import pytest
 
 from ingest.vendors.builds import BuildTimes, Seen, first_poll_after
 
@@ -75,6 +76,18 @@ async def test_the_newest_build_of_a_size_sets_the_next_prediction() -> None:
     # slower now: the first poll, at 12 s, found it building, the next one ready
     await builds.observe("ots:1h", 1010, not_ready_at=12.0, ready_after=20.0)
     assert builds.predict("ots:1h", 1010) == 18.0
+
+
+def test_a_kind_seen_at_one_size_takes_the_shape_of_the_others_builds() -> None:
+    builds = BuildTimes(
+        [
+            Seen("viewers:1h", 10_000, 20.0),
+            Seen("viewers:1h", 1_000_000, 80.0),  # 20 s + 60 s a million rows
+            Seen("ots:1h", 10_000, 40.0),  # ots: twice as slow
+        ]
+    )
+    assert builds.predict("ots:1h", 1_000_000) == pytest.approx(160.0, rel=0.01)
+    assert builds.predict("viewers:1h", 505_000) == pytest.approx(50.0)
 
 
 async def test_each_build_seen_is_handed_on_to_be_kept() -> None:
