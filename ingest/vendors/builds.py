@@ -8,7 +8,8 @@ the database when the process starts (`seed`: other processes' and earlier runs'
 each new one is handed to `on_observe` to be kept there.
 
 Until a build of any kind has been seen, one export polls on a growing schedule (the
-probe) while the others wait for what it learns.
+probe) while the others wait for what it learns. Its first poll comes later for a bigger
+export: a build's time grows with its rows.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ SLACK_S = 0.5  # ... plus this
 BETWEEN = 0.75
 SETTLE = 0.98  # a build that was ready at the first poll: expect a little less next time
 KEPT = 16  # builds remembered per kind of export
+# With nothing seen, an export of up to this many rows first polls after the initial wait
+# (INGEST_VIDICENTER_POLL_INITIAL_S); a bigger one after that times the square root of
+# its size over this (the cautious scaling `predict` uses for one size seen).
+COLD_ROWS = 10_000
 SAVE_TIMEOUT_S = 5.0  # keeping a build seen never holds up its export longer than this
 
 
@@ -170,3 +175,9 @@ def _fit(seen: list[Seen]) -> Callable[[int], float]:
 def first_poll_after(predicted: float) -> float:
     """Seconds from the start of a build to its first poll."""
     return predicted * MARGIN + SLACK_S
+
+
+def cold_first_wait(rows: int, initial_s: float) -> float:
+    """The probe's first wait, before any build is seen: `initial_s`, longer for an export
+    of more than COLD_ROWS rows."""
+    return initial_s * math.sqrt(max(1.0, rows / COLD_ROWS))

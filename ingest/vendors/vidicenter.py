@@ -30,7 +30,7 @@ from ingest.errors import (
     VendorUnavailable,
 )
 from ingest.vendors.body import ExportAnswer, spool
-from ingest.vendors.builds import BuildTimes, first_poll_after
+from ingest.vendors.builds import BuildTimes, cold_first_wait, first_poll_after
 from ingest.vendors.http import (
     MAX_RETRY_WAIT_S,
     decode_json,
@@ -43,8 +43,9 @@ log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
 DATA_PATH = "/api/v1/data/"
-# Until a build has been seen, the wait between polls doubles: a build of unknown length
-# costs about log2(its seconds / INGEST_VIDICENTER_POLL_INITIAL_S) polls.
+# Until a build has been seen, the wait between polls doubles from the first (see
+# `cold_first_wait`), up to INGEST_VIDICENTER_POLL_MAX_S: a build of unknown length costs
+# about log2(its seconds / that first wait) polls.
 COLD_GROWTH = 2.0
 
 
@@ -335,7 +336,8 @@ class _Polls:
         self.polls = 0
         self.due_polled = False  # a poll was put when the build is expected to have ended
         self.late = 0  # polls after that one
-        self.cold_wait = client._poll_initial_s
+        # until a build is seen: waits growing from the first, longer for a bigger export
+        self.cold_wait = min(client._poll_max_s, cold_first_wait(rows, client._poll_initial_s))
         self.probe = False
 
     def sent(self) -> None:

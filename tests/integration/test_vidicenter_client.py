@@ -255,6 +255,17 @@ async def test_polls_are_spaced_by_growing_jittered_waits_capped_at_poll_max(
     assert sleeps.calls_in_flight == [0] * 9  # no budget place held while waiting
 
 
+async def test_with_no_build_seen_a_big_export_first_polls_later_than_a_small_one(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    script(mocked, {"state": "started"}, finished())
+    await client.run_export(QUERY, expected_rows=360_000)
+
+    # 3 s for up to 10,000 rows, times the square root of 36
+    [wait] = sleeps.waits
+    assert 18.0 <= wait <= 18.0 * 1.2
+
+
 async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
     client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
 ) -> None:

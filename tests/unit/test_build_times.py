@@ -3,7 +3,13 @@
 import anyio
 import pytest
 
-from ingest.vendors.builds import BuildTimes, Seen, first_poll_after
+from ingest.vendors.builds import (
+    COLD_ROWS,
+    BuildTimes,
+    Seen,
+    cold_first_wait,
+    first_poll_after,
+)
 
 
 def test_nothing_is_predicted_before_a_build_is_seen() -> None:
@@ -113,3 +119,9 @@ async def test_a_build_that_cannot_be_kept_is_still_used() -> None:
         with anyio.fail_after(10):
             await builds.observe("viewers:1h", 1000, not_ready_at=8.5, ready_after=10.5)
         assert builds.predict("viewers:1h", 1000) == 10.0
+
+
+def test_with_nothing_seen_a_bigger_export_is_first_polled_later() -> None:
+    assert cold_first_wait(0, 3.0) == cold_first_wait(COLD_ROWS, 3.0) == 3.0
+    assert cold_first_wait(4 * COLD_ROWS, 3.0) == 6.0  # the square root of its size
+    assert cold_first_wait(36 * COLD_ROWS, 3.0) == 18.0
