@@ -34,7 +34,7 @@ SETTLE = 0.98  # a build that was ready at the first poll: expect a little less 
 KEPT = 16  # builds remembered per kind of export
 # With nothing seen, an export of up to this many rows first polls after the initial wait
 # (INGEST_VIDICENTER_POLL_INITIAL_S); a bigger one after that times the square root of
-# its size over this (the cautious scaling `predict` uses for one size seen).
+# its size over this (as `predict` scales up from one size seen).
 COLD_ROWS = 10_000
 SAVE_TIMEOUT_S = 5.0  # keeping a build seen never holds up its export longer than this
 
@@ -77,7 +77,7 @@ class BuildTimes:
         proportion to the size. Further off in size: from the nearest build, by how build
         times grow with size on a line through builds of several sizes (its kind's, else
         the other kinds': they share the shape, each at its own level); with one size
-        seen, by the square root of the ratio.
+        seen, by a root of the ratio (`_one_size_scale`).
         """
         own = list(self._seen.get(kind, ()))
         seen = own or list(self._recent)
@@ -94,7 +94,7 @@ class BuildTimes:
         ratios = [r for r in (_ratio(q, rows, nearest.rows) for q in spans) if r is not None]
         if ratios:
             return nearest.seconds * statistics.median(ratios)
-        return nearest.seconds * math.sqrt(rows / nearest.rows)  # cautiously
+        return nearest.seconds * _one_size_scale(rows, nearest.rows)
 
     async def observe(
         self, kind: str, rows: int, *, ready_after: float, not_ready_at: float
@@ -146,6 +146,15 @@ class BuildTimes:
         learned = self._learned
         with anyio.move_on_after(timeout_s):
             await learned.wait()
+
+
+def _one_size_scale(rows: int, seen_rows: int) -> float:
+    """How much longer a build of `rows` is taken to be than one of `seen_rows`, with no
+    other size seen: the square root of the ratio upwards, its fourth root downwards (a
+    build predicted too short costs polls, one predicted too long only time). Exports of up
+    to COLD_ROWS rows count as that many: a small build's time is mostly its fixed part."""
+    ratio = max(rows, COLD_ROWS) / max(seen_rows, COLD_ROWS)
+    return math.sqrt(ratio) if ratio >= 1 else ratio**0.25
 
 
 def _sizes(seen: list[Seen]) -> int:

@@ -35,6 +35,24 @@ async def test_an_export_of_another_size_is_scaled() -> None:
     assert 10.0 < builds.predict("viewers:1h", 50_000) < 110.0  # type: ignore[operator]
 
 
+def test_with_one_size_seen_a_bigger_export_is_scaled_up_by_the_square_root() -> None:
+    builds = BuildTimes([Seen("viewers:1h", 24_000, 21.0)])  # a day of 1,000 locations
+    assert builds.predict("viewers:1h", 384_000) == pytest.approx(84.0)  # 16 times the rows
+
+
+def test_with_one_size_seen_a_smaller_export_is_scaled_down_by_the_fourth_root() -> None:
+    # a backfill's build seen; a day's refresh is predicted long rather than short
+    builds = BuildTimes([Seen("viewers:1h", 384_000, 42.0)])
+    assert builds.predict("viewers:1h", 24_000) == pytest.approx(21.0)
+    assert first_poll_after(21.0) > 20.0 + 60.0 * 0.024  # the simulator's build: 2 calls
+
+
+def test_with_one_size_seen_small_exports_count_as_10000_rows() -> None:
+    builds = BuildTimes([Seen("viewers:1h", 144, 3.0)])  # a demo's export
+    assert builds.predict("viewers:1h", 2160) == 3.0
+    assert builds.predict("viewers:1h", 40_000) == pytest.approx(6.0)
+
+
 async def test_a_build_ready_at_the_first_poll_keeps_the_prediction_about_where_it_was() -> None:
     builds = BuildTimes()
     await builds.observe("ots:1h", 500, not_ready_at=8.5, ready_after=10.5)
