@@ -5,11 +5,13 @@ at once and 2 connections, row caps of 3 and 20 million, and builds that take
 `--build-seconds` plus `--build-seconds-per-million-rows` (simulated seconds; `--time-scale`
 shortens them, never the 60 s call window). Jobs for `--days` days of viewers, ots and
 footfall at 1h are enqueued, then one `ingest run --once` works them all with the default
-settings. Prints, from the simulator's counters: exports, calls, calls per export, the
-makespan, the lower bound (the fewest exports the bounds allow, two calls each, at 50
-calls a minute), their ratio, and the limits broken (which must be 0).
+settings, from an empty database (nothing known of build times). Prints, from the
+simulator's counters and the worker's log: exports, calls (each export's, from its
+`export.finished` event, and those sent again after an error), the makespan, the lower
+bound (the fewest exports the bounds allow, two calls each, at 50 calls a minute), their
+ratios, and the limits broken (which must be 0).
 
-Usage: python bench/scale.py [--locations 1000] [--days 30] [--time-scale 1]
+Usage: python bench/scale.py [--locations 1000] [--days 30] [--time-scale 1] [--log FILE]
 """
 
 from __future__ import annotations
@@ -52,10 +54,23 @@ async def sim_get(url: str, path: str) -> Any:
     raise RuntimeError("the simulator does not answer")
 
 
-def run(env: dict[str, str], *args: str) -> None:
+def run(env: dict[str, str], *args: str) -> bytes:
+    """Run `ingest ARGS`; its log (stderr)."""
     done = subprocess.run([sys.executable, "-m", "ingest", *args], env=env, capture_output=True)
     if done.returncode != 0:
         raise RuntimeError(f"ingest {args[0]} exited {done.returncode}: {done.stderr[-2000:]!r}")
+    return done.stderr
+
+
+def events(log: bytes, *names: str) -> list[dict[str, Any]]:
+    """The worker's log events of these names (JSON lines)."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith(b"{"):
+            event = json.loads(line)
+            if event.get("event") in names:
+                found.append(event)
+    return found
 
 
 def lower_bound(locations: list[str], days: int, sim_url: str) -> int:
@@ -94,6 +109,7 @@ def main() -> None:
     parser.add_argument("--build-seconds", type=float, default=20.0)
     parser.add_argument("--build-seconds-per-million-rows", type=float, default=60.0)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--log", help="write the worker's log (JSON lines) to this file")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -135,8 +151,12 @@ def main() -> None:
                 "--locations", ",".join(locations), "--enqueue-only",
             )  # fmt: skip
         started = time.monotonic()
-        run(env, "run", "--once")
+        # info: the export.finished events, one per export, with its calls
+        log = run(env | {"INGEST_LOG_LEVEL": "info", "INGEST_LOG_FORMAT": "json"}, "run", "--once")
         makespan = time.monotonic() - started
+        if args.log:
+            with open(args.log, "wb") as out:
+                out.write(log)
         stats = asyncio.run(sim_get(sim_url, "/_sim/stats"))
     finally:
         sim.terminate()
@@ -155,7 +175,18 @@ def main() -> None:
         f" at time scale {args.time_scale:g}"
     )
     print(f"exports: {exports}  by rows: {json.dumps(stats['exports_by_rows'])}")
-    print(f"calls: {calls}  calls per export: {calls / max(1, exports):.2f}")
+    per_export = sorted(int(e["calls"]) for e in events(log, "export.finished"))
+    retries = [
+        str(e["error"]).rsplit(": ", 1)[-1]
+        for e in events(log, "http.retry_scheduled")
+        if "/data/" in str(e.get("what"))
+    ]
+    print(
+        f"calls: {calls} ({sum(per_export)} for the {len(per_export)} exports, "
+        f"{calls - sum(per_export)} for topology); per export: average "
+        f"{sum(per_export) / max(1, len(per_export)):.2f}, max {max(per_export, default=0)} "
+        f"{per_export}; export requests sent again after an error: {len(retries)} {retries}"
+    )
     print(
         f"lower bound: {bound} exports x 2 calls = {2 * bound} calls, {bound_s:.1f} s at 50 a "
         f"minute; calls / bound: {calls / (2 * bound):.2f}"

@@ -22,12 +22,14 @@ from ingest.config import Settings, VidiCenterAccount
 from ingest.datatypes import REGISTRY, Registry
 from ingest.errors import ConfigError
 from ingest.ledger import accounts
+from ingest.ledger.builds import BuildSeen, recent_builds, record_build
 from ingest.ledger.fleets import FleetStore
 from ingest.metrics import Metrics
 from ingest.pipeline import Context, Outcome
 from ingest.policy import RetryPolicy
 from ingest.topology import UploadWatch
 from ingest.vendors.angus import AngusClient
+from ingest.vendors.builds import KEPT, BuildTimes, Seen
 from ingest.vendors.http import new_session
 from ingest.vendors.vidicenter import VidiCenterClient
 
@@ -200,8 +202,23 @@ async def _vidicenter_clients(
                     trace_configs=traces,
                 )
             )
-        clients[account.name] = _vidicenter_client(settings, account, pool, sessions[host], waits)
+        builds = await _build_times(pool, account.name)
+        clients[account.name] = _vidicenter_client(
+            settings, account, pool, sessions[host], waits, builds
+        )
     return clients
+
+
+async def _build_times(pool: asyncpg.Pool, account: str) -> BuildTimes:
+    """The account's build times: those the database keeps, and each new one kept there,
+    so that a new process or another replica polls its first exports when they are due
+    instead of probing."""
+
+    async def keep(seen: Seen) -> None:
+        await record_build(pool, account, BuildSeen(seen.kind, seen.rows, seen.seconds), kept=KEPT)
+
+    seed = [Seen(b.kind, b.rows, b.seconds) for b in await recent_builds(pool, account, kept=KEPT)]
+    return BuildTimes(seed, on_observe=keep)
 
 
 async def _angus_client(
@@ -253,6 +270,7 @@ def _vidicenter_client(
     pool: asyncpg.Pool,
     session: aiohttp.ClientSession,
     waits: _Waits,
+    builds: BuildTimes,
 ) -> VidiCenterClient:
     budget = CallBudget(
         pool,
@@ -279,4 +297,5 @@ def _vidicenter_client(
         poll_max_s=settings.vidicenter_poll_max_s,
         deadline_s=settings.vidicenter_export_deadline_s,
         on_poll_wait=waits.poll_waited,
+        builds=builds,
     )

@@ -30,7 +30,7 @@ from ingest.errors import (
     VendorUnavailable,
 )
 from ingest.vendors.body import ExportAnswer, spool
-from ingest.vendors.builds import BuildTimes, first_poll_after
+from ingest.vendors.builds import BuildTimes, cold_first_wait, first_poll_after
 from ingest.vendors.http import (
     MAX_RETRY_WAIT_S,
     decode_json,
@@ -43,8 +43,9 @@ log = structlog.get_logger(__name__)
 
 VENDOR = "vidicenter"
 DATA_PATH = "/api/v1/data/"
-# Until a build has been seen, the wait between polls doubles: a build of unknown length
-# costs about log2(its seconds / INGEST_VIDICENTER_POLL_INITIAL_S) polls.
+# Until a build has been seen, the wait between polls doubles from the first (see
+# `cold_first_wait`), up to INGEST_VIDICENTER_POLL_MAX_S: a build of unknown length costs
+# about log2(its seconds / that first wait) polls.
 COLD_GROWTH = 2.0
 
 
@@ -125,6 +126,7 @@ class VidiCenterClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_poll_wait: Callable[[float], None] | None = None,
+        builds: BuildTimes | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "https" and not is_loopback(parts.hostname):
@@ -146,7 +148,8 @@ class VidiCenterClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._on_poll_wait = on_poll_wait
-        self._builds = BuildTimes()
+        # the account's build times: seeded from, and kept in, the database by the caller
+        self._builds = builds or BuildTimes()
         # how long a request whose answer was lost may still be taken by the vendor: its
         # timeout, then as long again (and a second) as the call budget holds its place
         timeout_s = session.timeout.total or 300.0
@@ -271,9 +274,8 @@ class VidiCenterClient:
         announced = False
         try:
             while True:
-                asked_at = self._clock()
                 try:
-                    answer: ExportAnswer = await self._ask_export(query, rebuild, poll.deadline)
+                    answer: ExportAnswer = await self._ask_export(query, rebuild, poll)
                 except BaseException:
                     if rebuild.sent and not announced and on_started is not None:
                         # the vendor may be rebuilding: record it even if we are being cancelled
@@ -285,28 +287,33 @@ class VidiCenterClient:
                         await on_started()
                     announced = True
                     state = _state_seen(answer, rebuild)
+                    if state == "finished":
+                        await poll.finished()
                 except BaseException:
                     answer.close()
                     raise
                 if state == "finished":
-                    poll.finished(asked_at)
                     return answer
                 answer.close()
-                await poll.wait(state, asked_at)
+                await poll.wait(state)
         finally:
             poll.done()
 
-    async def _ask_export(self, query: str, rebuild: _Rebuild, deadline: float) -> Any:
+    async def _ask_export(self, query: str, rebuild: _Rebuild, poll: _Polls) -> Any:
         """One request of the export (retried on passing failures), `force_rebuild` added
         while the rebuild is still to be asked for."""
 
         async def attempt() -> Any:
             forced = rebuild.due
+
+            def leaving() -> None:
+                poll.sent()
+                if forced:
+                    rebuild.leaving()
+
             sent = query + "&force_rebuild=1" if forced else query
             try:
-                answer = await self._get_once(
-                    DATA_PATH, sent, spooled=True, on_sent=rebuild.leaving if forced else None
-                )
+                answer = await self._get_once(DATA_PATH, sent, spooled=True, on_sent=leaving)
             except _NOT_TAKEN:
                 if forced:
                     rebuild.refused()
@@ -318,12 +325,16 @@ class VidiCenterClient:
         return await self._with_retries(
             attempt,
             "GET /api/v1/data/",
-            max(0.0, min(MAX_RETRY_WAIT_S, deadline - self._clock())),
+            max(0.0, min(MAX_RETRY_WAIT_S, poll.deadline - self._clock())),
         )
 
 
 class _Polls:
-    """The polls of one export: when the next one is due, and what its build time was."""
+    """The polls of one export: when the next one is due, and what its build time was.
+
+    Times are taken when a request leaves (after its wait for the call budget): the build
+    starts when the vendor takes the request that starts it, not when we began to wait.
+    """
 
     def __init__(self, client: VidiCenterClient, kind: str, rows: int) -> None:
         self.client = client
@@ -331,34 +342,52 @@ class _Polls:
         self.rows = rows
         self.deadline = client._clock() + client._deadline_s
         self.first = True
-        self.started_at: float | None = None  # when our request started the build
+        self.sent_at = 0.0  # when the last request left
+        self.started_at: float | None = None  # when the request that started the build left
         self.not_ready_at = 0.0  # seconds from the start to the last poll that found it building
+        self.calls = 0  # requests sent, retries included
         self.polls = 0
-        self.late = 0  # polls after the build was expected to end
-        self.cold_wait = client._poll_initial_s
+        self.due_polled = False  # a poll was put when the build is expected to have ended
+        self.late = 0  # polls after that one
+        # until a build is seen: waits growing from the first, longer for a bigger export
+        self.cold_wait = min(client._poll_max_s, cold_first_wait(rows, client._poll_initial_s))
         self.probe = False
 
-    def finished(self, asked_at: float) -> None:
+    def sent(self) -> None:
+        self.sent_at = self.client._clock()
+        self.calls += 1
+
+    async def finished(self) -> None:
+        build_s = None
         if self.started_at is not None:
-            self.client._builds.observe(
+            seen = await self.client._builds.observe(
                 self.kind,
                 self.rows,
-                ready_after=asked_at - self.started_at,
+                ready_after=self.sent_at - self.started_at,
                 not_ready_at=self.not_ready_at,
             )
-        log.info("export.finished", polls=self.polls)
+            build_s = round(seen.seconds, 1)
+        log.info(
+            "export.finished",
+            kind=self.kind,
+            expected_rows=self.rows,
+            polls=self.polls,
+            calls=self.calls,
+            build_s=build_s,
+            probe=self.probe,
+        )
 
     def done(self) -> None:
         if self.probe:
             self.client._builds.end_probe()
             self.probe = False
 
-    async def wait(self, state: str, asked_at: float) -> None:
+    async def wait(self, state: str) -> None:
         c = self.client
         if self.first and state == "started":
-            self.started_at = asked_at
+            self.started_at = self.sent_at
         elif self.started_at is not None:
-            self.not_ready_at = asked_at - self.started_at
+            self.not_ready_at = self.sent_at - self.started_at
         self.first = False
         wait = await self._next_wait()
         if c._clock() + wait > self.deadline:
@@ -382,13 +411,17 @@ class _Polls:
             if predicted is None and not self.probe:
                 self.probe = True
                 c._builds.start_probe()
-            wait = min(c._poll_max_s, self.cold_wait * c._rng.uniform(0.8, 1.2))
+            # jittered, never shorter: a wait cut short may cost a poll
+            wait = min(c._poll_max_s, self.cold_wait * c._rng.uniform(1.0, 1.2))
             self.cold_wait = min(c._poll_max_s, self.cold_wait * COLD_GROWTH)
             return wait
         elapsed = c._clock() - self.started_at
         target = first_poll_after(predicted)
-        if elapsed < target:
-            return (target - elapsed) * c._rng.uniform(1.0, 1.05)
+        if not self.due_polled or elapsed < target:
+            # the poll when the build is expected to have ended (at once for an export
+            # that waited for the probe past that time)
+            self.due_polled = True
+            return max(0.0, target - elapsed) * c._rng.uniform(1.0, 1.05)
         # slower than the builds seen: poll at growing intervals
         wait = max(c._poll_initial_s, 0.3 * predicted) * 1.6**self.late
         self.late += 1

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
+import anyio
 import msgspec
 import pytest
 from pydantic import SecretStr
@@ -26,8 +27,9 @@ from ingest.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from ingest.vendors.builds import BuildTimes
 from ingest.vendors.http import parse_retry_after
-from ingest.vendors.vidicenter import VidiCenterClient, export_query
+from ingest.vendors.vidicenter import VidiCenterClient, export_kind, export_query
 from tests.integration.conftest import Mocked
 
 BASE = "https://vidicenter.test"
@@ -253,6 +255,17 @@ async def test_polls_are_spaced_by_growing_jittered_waits_capped_at_poll_max(
     assert sleeps.calls_in_flight == [0] * 9  # no budget place held while waiting
 
 
+async def test_with_no_build_seen_a_big_export_first_polls_later_than_a_small_one(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    script(mocked, {"state": "started"}, finished())
+    await client.run_export(QUERY, expected_rows=360_000)
+
+    # 3 s for up to 10,000 rows, times the square root of 36
+    [wait] = sleeps.waits
+    assert 18.0 <= wait <= 18.0 * 1.2
+
+
 async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
     client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
 ) -> None:
@@ -270,6 +283,65 @@ async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_re
     expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
     assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
     assert len(data_urls(mocked)) == 4 + 2
+
+
+class WaitingBudget(Budget):
+    """A call budget whose first call waits `wait_s` (the fake clock moves) for room."""
+
+    def __init__(self, clock: Clock, wait_s: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.wait_s = wait_s
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        if self.calls == 0:
+            self.clock.now += self.wait_s
+        async with super().call():
+            yield
+
+
+async def test_a_build_is_timed_from_when_its_request_left_not_from_the_wait_for_the_budget(
+    make_client: Callable[..., VidiCenterClient], mocked: Mocked, sleeps: Sleeps, clock: Clock
+) -> None:
+    client = make_client(budget=WaitingBudget(clock, wait_s=40.0))
+    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 2, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+    not_ready_at, ready_after = sum(sleeps.waits[:2]), sum(sleeps.waits)
+    sleeps.waits.clear()
+
+    script(mocked, {"state": "started"}, finished())
+    await client.run_export(QUERY, expected_rows=1000)
+
+    # the 40 s the start waited for the budget are no part of the build
+    [wait] = sleeps.waits
+    expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
+    assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
+
+
+async def test_an_export_that_waited_for_the_probe_past_its_expected_end_polls_at_once(
+    make_client: Callable[..., VidiCenterClient], mocked: Mocked, sleeps: Sleeps, clock: Clock
+) -> None:
+    builds = BuildTimes()
+    client = make_client(builds=builds)
+    script(mocked, {"state": "started"}, finished())
+
+    async def export() -> None:
+        with await client.run_export(QUERY, expected_rows=1000):
+            pass
+
+    builds.start_probe()  # another export is finding out how long builds take
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(export)
+            await anyio.wait_all_tasks_blocked()
+            clock.now += 100.0  # the probe's build was long
+            await builds.observe(export_kind(QUERY), 1000, not_ready_at=15.0, ready_after=25.0)
+            builds.end_probe()
+
+    # a build like the probe's (22.5 s) ended long ago: no wait, two calls
+    assert sleeps.waits == [0.0]
+    assert len(data_urls(mocked)) == 2
 
 
 async def test_an_export_slower_than_those_seen_is_polled_at_growing_intervals(
