@@ -6,6 +6,7 @@
 - `accounts`: jobs and rows from before accounts, and another account's data;
 - `days`: the open days, not final yet;
 - `fleets`: each account's listed locations, shared by every process;
+- `builds`: each account's export build times, shared by every process;
 - `reports`: read-only counts and summaries for commands, status and metrics.
 """
 
