@@ -201,7 +201,12 @@ class Settings(BaseSettings):
         description="longest request line of an export, in bytes (servers often refuse 8 KB)",
     )
     vidicenter_poll_initial_s: float = Field(
-        default=3.0, gt=0, description="first wait between polls of an export, in seconds"
+        default=3.0,
+        gt=0,
+        description=(
+            "seconds before the first poll of an export while no build time is known "
+            "(longer for a bigger export)"
+        ),
     )
     vidicenter_poll_max_s: float = Field(
         default=30.0, gt=0, description="longest wait between polls of an export, in seconds"
