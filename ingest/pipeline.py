@@ -401,9 +401,9 @@ def _named_sites(dt: DataType, query: str) -> list[str]:
     return named[0].split(",") if named else []
 
 
-class _LeftSite(Exception):
-    """Locations the export asked for through their site, which the vendor sent no row of
-    and which the site no longer holds: asked for again, on their own."""
+class _Unverified(Exception):
+    """Locations the export asked for through their site, which the vendor sent no row of:
+    whether their site still holds them is asked of the vendor, outside the transaction."""
 
     def __init__(self, locations: set[int]) -> None:
         super().__init__(sorted(locations))
@@ -444,19 +444,21 @@ class _SiteCover:
             self.strays.update(cast(int, i) for i, kept in zip(ids, keep, strict=True) if not kept)
             yield _keeping(chunk, keep)
 
-    async def check(self, ctx: Context, loaded: Loaded, skip: frozenset[Key]) -> None:
-        """_LeftSite when a location asked for through its site had no row and its site, as
-        the vendor lists it now, does not hold it."""
+    def check(self, ctx: Context, loaded: Loaded, skip: frozenset[Key]) -> None:
+        """_Unverified when a location asked for through its site had no row, and has not
+        been looked up in a new listing yet (the transaction is then rolled back)."""
         seen = {k[0] for k, n in loaded.by_key.items() if n}
         quiet = set(self.through_sites) - seen - {k[0] for k in skip} - self.verified
-        source = ctx.fleets.get(self.account)
-        if not quiet or source is None:
-            return
-        fleet = await source.fleet(fresh=True)
+        if quiet and ctx.fleets.get(self.account) is not None:
+            raise _Unverified(quiet)
+
+    async def left(self, ctx: Context, quiet: set[int]) -> set[int]:
+        """Of the quiet locations, those whose site, as the vendor lists it now, no longer
+        holds them (asked with no transaction open: the listing may wait for the budget)."""
+        fleet = await ctx.fleets[self.account].fleet(fresh=True)
         left = {loc for loc in quiet if not any(fleet.holds(s, str(loc)) for s in self.sites)}
         self.verified |= quiet - left
-        if left:
-            raise _LeftSite(left)
+        return left
 
     def report(self) -> None:
         if self.strays:
@@ -523,9 +525,8 @@ async def _load_pass(
     async with ctx.pool.acquire() as conn, conn.transaction():
         loaded = await load_export(conn, chunks, slices)
         if cover is not None:
-            # rare: a claimed location without a row; the listing is asked for in the
-            # transaction, which is rolled back if a location left its site
-            await cover.check(ctx, loaded, slices.skip)
+            # rare: a claimed location without a row; rolled back, looked up, loaded again
+            cover.check(ctx, loaded, slices.skip)
         if good:
             await ledger.mark_done(
                 conn,
@@ -605,8 +606,10 @@ async def _load_rows(
             on_bad = _left_out if lenient else None
             rows = await _load_pass(ctx, jobs, dt, answer, skipping, owned, on_bad, open_ids, cover)
             break
-        except _LeftSite as left:
-            moved |= {k for k in owned if k[0] in left.locations}
+        except _Unverified as unverified:
+            assert cover is not None
+            left = await cover.left(ctx, unverified.locations)
+            moved |= {k for k in owned if k[0] in left}
         except RowError as error:
             key = _key_of(error, slices)
             if key is None or key in bad or (lenient and key not in owned):
