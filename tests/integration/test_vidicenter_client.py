@@ -266,21 +266,28 @@ async def test_with_no_build_seen_a_big_export_first_polls_later_than_a_small_on
     assert 18.0 <= wait <= 18.0 * 1.2
 
 
-async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
+async def _learn_then_export_again(
     client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
-) -> None:
-    # the first export finds out: not ready after about 3 and 9 s, ready after about 21
+) -> float:
+    """A first export finds its build not ready twice, then ready; a second of its kind
+    follows (its waits left in `sleeps`). The build time the first one taught."""
     script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 2, finished())
     await client.run_export(QUERY, expected_rows=1000)
     not_ready_at, ready_after = sum(sleeps.waits[:2]), sum(sleeps.waits)
     sleeps.waits.clear()
-
     script(mocked, {"state": "started"}, finished())
     await client.run_export(QUERY, expected_rows=1000)
+    return not_ready_at + 0.75 * (ready_after - not_ready_at)
+
+
+async def test_once_a_build_is_seen_an_export_of_its_kind_is_polled_once_when_ready(
+    client: VidiCenterClient, mocked: Mocked, sleeps: Sleeps
+) -> None:
+    # the first export finds out: not ready after about 3 and 9 s, ready after about 21
+    expected = await _learn_then_export_again(client, mocked, sleeps)
 
     # one wait, just past the build time seen: two calls for the whole export
     [wait] = sleeps.waits
-    expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
     assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
     assert len(data_urls(mocked)) == 4 + 2
 
@@ -305,17 +312,10 @@ async def test_a_build_is_timed_from_when_its_request_left_not_from_the_wait_for
     make_client: Callable[..., VidiCenterClient], mocked: Mocked, sleeps: Sleeps, clock: Clock
 ) -> None:
     client = make_client(budget=WaitingBudget(clock, wait_s=40.0))
-    script(mocked, {"state": "started"}, *[{"state": "in_progress"}] * 2, finished())
-    await client.run_export(QUERY, expected_rows=1000)
-    not_ready_at, ready_after = sum(sleeps.waits[:2]), sum(sleeps.waits)
-    sleeps.waits.clear()
-
-    script(mocked, {"state": "started"}, finished())
-    await client.run_export(QUERY, expected_rows=1000)
+    expected = await _learn_then_export_again(client, mocked, sleeps)
 
     # the 40 s the start waited for the budget are no part of the build
     [wait] = sleeps.waits
-    expected = not_ready_at + 0.75 * (ready_after - not_ready_at)
     assert expected * 1.15 + 0.5 <= wait <= (expected * 1.15 + 0.5) * 1.05
 
 
